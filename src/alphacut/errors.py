@@ -1,0 +1,123 @@
+"""Every error a user can see, each with a plain message and a process exit code.
+
+Errors name the file they are about (when there is one) and the reason, never a traceback.
+The CLI maps ``exit_code`` straight to the process exit status; the server maps it to HTTP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AlphacutError(Exception):
+    """Base class: a failure with a message a person understands."""
+
+    exit_code: int = 1
+    #: a short stable code for machines (manifests, JSON output, HTTP bodies)
+    code: str = "error"
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        self.reason = message
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class UsageError(AlphacutError):
+    """The command line or the API was called with options that do not fit together."""
+
+    exit_code = 2
+    code = "usage"
+
+
+# --- inputs -----------------------------------------------------------------------------
+
+
+class InputError(AlphacutError):
+    """An input could not be turned into pixels."""
+
+    exit_code = 3
+    code = "input"
+
+
+class InputNotFoundError(InputError):
+    code = "not-found"
+
+
+class EmptyFileError(InputError):
+    code = "empty"
+
+
+class UnsupportedFormatError(InputError):
+    code = "unsupported-format"
+
+
+class CorruptImageError(InputError):
+    code = "corrupt"
+
+
+class TruncatedImageError(CorruptImageError):
+    code = "truncated"
+
+
+class ImageTooLargeError(InputError):
+    """Refused before decoding: too many pixels (decompression bomb) or too many bytes."""
+
+    code = "too-large"
+
+
+# --- models -----------------------------------------------------------------------------
+
+
+class ModelError(AlphacutError):
+    exit_code = 4
+    code = "model"
+
+
+class UnknownModelError(ModelError):
+    code = "unknown-model"
+
+
+class ModelNotInstalledError(ModelError):
+    code = "model-not-installed"
+
+
+class ModelIntegrityError(ModelError):
+    """A file's size or sha256 does not match what the catalog pins."""
+
+    code = "model-integrity"
+
+
+class ModelDownloadError(ModelError):
+    code = "model-download"
+
+
+class OfflineError(ModelDownloadError):
+    code = "offline"
+
+
+class LicenseNotAcceptedError(ModelError):
+    code = "license-not-accepted"
+
+
+# --- inference / output -----------------------------------------------------------------
+
+
+class InferenceError(AlphacutError):
+    exit_code = 5
+    code = "inference"
+
+
+class OutputError(AlphacutError):
+    exit_code = 6
+    code = "output"
+
+
+class VerificationError(OutputError):
+    """An encoded file did not decode back to what was meant to be written."""
+
+    code = "verification"
+
+
+class CancelledError(AlphacutError):
+    exit_code = 130
+    code = "cancelled"
