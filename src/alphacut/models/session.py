@@ -107,7 +107,19 @@ class ModelSession:
         self._dropped: list[str] = []
         self._session: Any = None
         self._entry = ""
+        self._drop_unavailable()
         self._build()
+
+    def _drop_unavailable(self) -> None:
+        """Entries this ORT build cannot run at all are dropped up front, with a warning."""
+        import onnxruntime as ort
+
+        available = set(ort.get_available_providers())
+        for entry in list(self._chain):
+            if provider_name(entry) not in available:
+                self._chain.remove(entry)
+                self._dropped.append(entry)
+                self.warnings.append(f"{entry} is not available in this onnxruntime build")
 
     # --- building -----------------------------------------------------------------------
 
