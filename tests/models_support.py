@@ -125,13 +125,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if st.drop_after is not None:
             cut, st.drop_after = st.drop_after, None
+            st.body_bytes += cut  # counted before sending: the client may check right after
             self.wfile.write(body[:cut])
-            st.body_bytes += cut
             self.wfile.flush()
             self.close_connection = True
             return
-        self.wfile.write(body)
         st.body_bytes += len(body)
+        self.wfile.write(body)
 
 
 @pytest.fixture
