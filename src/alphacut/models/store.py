@@ -403,6 +403,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is meant to be inspectable
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
