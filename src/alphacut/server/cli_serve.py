@@ -1,0 +1,55 @@
+"""``alphacut serve``: the local web app. The lead's ``cli.py`` calls :func:`register`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import AlphacutError
+from ..imageio.decode import DEFAULT_MAX_PIXELS
+from ..models.catalog import DEFAULT_MODEL
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "serve", help="start the local web app and open it in the browser",
+        description="Start the local web app on 127.0.0.1 (a free port) and open it in your browser. "
+                    "Nothing leaves this machine.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--no-browser", action="store_true", help="print the link but do not open a browser")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a non-loopback --host (other machines can connect; the token is still required)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="with --allow-remote: a host name accepted in the Host header (repeatable)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"default model (default {DEFAULT_MODEL})")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: automatic)")
+    p.add_argument("--max-queue", type=int, default=256, help="queued images before uploads get 429 (default 256)")
+    p.add_argument("--max-upload-mb", type=int, default=200, help="largest upload in MB (default 200)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image in pixels")
+    p.add_argument("--result-ttl", type=float, default=6.0, help="hours an undownloaded result is kept (default 6)")
+    p.add_argument("--work-dir", type=Path, default=None, help="where uploads and results live (default: a temp dir)")
+    p.set_defaults(func=cmd_serve)
+    return p
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .run import serve
+    from .state import ServerSettings
+
+    settings = ServerSettings(
+        model=args.model, workers=args.workers, max_queue=args.max_queue,
+        max_upload_bytes=args.max_upload_mb * 1024 * 1024, max_pixels=args.max_pixels,
+        result_ttl_s=args.result_ttl * 3600, work_dir=args.work_dir,
+        extra_hosts=tuple(args.allowed_host),
+    )
+    try:
+        return serve(args.host, args.port, open_browser=not args.no_browser, settings=settings,
+                     allow_remote=args.allow_remote)
+    except AlphacutError as err:
+        print(f"alphacut: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,445 @@
+"""Jobs: upload (create), status, cancel, results in every format, the matte, edits, ZIP export."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import secrets
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from .. import pipeline
+from ..errors import AlphacutError, UsageError
+from ..imageio.encode import convert_depth
+from ..imageio.sniff import SNIFF_BYTES, sniff
+from ..pipeline import Options
+from .errors import ApiError, from_alphacut
+from .state import TERMINAL, ServerState, Upload, job_stage
+
+router = APIRouter(prefix="/api", tags=["jobs"])
+
+ExportFormat = Literal["png", "png16", "webp", "avif", "tiff", "mask"]
+EXPORT_EXT = {"png": ".png", "png16": ".png", "webp": ".webp", "avif": ".avif", "tiff": ".tif", "mask": ".png"}
+_CHUNK = 1024 * 1024
+
+
+def _state(request: Request) -> ServerState:
+    return request.app.state.alphacut
+
+
+def _clean_name(name: str | None) -> str:
+    base = (name or "image").replace("\\", "/").rsplit("/", 1)[-1]
+    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip() or "image"
+    return base[:200]
+
+
+def _stem(name: str) -> str:
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return re.sub(r"[^\w\-. ]+", "_", stem).strip() or "image"
+
+
+def _job(state: ServerState, job_id: str) -> Any:
+    up = state.uploads.get(job_id)
+    if up is None:
+        raise ApiError(404, "not-found", "no such job")
+    if up.expired:
+        raise ApiError(410, "expired", "this result has expired and was removed; process the image again")
+    try:
+        return state.engine.get(job_id)
+    except (KeyError, LookupError):
+        raise ApiError(404, "not-found", "no such job") from None
+
+
+def _done_job(state: ServerState, job_id: str) -> Any:
+    job = _job(state, job_id)
+    stage = job_stage(job)
+    if stage != "done":
+        if stage == "failed":
+            raise ApiError(409, job.code or "failed", f"this image failed: {job.reason}")
+        raise ApiError(409, "not-ready", f"the result is not ready yet (the job is {stage})")
+    return job
+
+
+class JobList(BaseModel):
+    jobs: list[dict[str, Any]]
+
+
+@router.get("/jobs", response_model=JobList, summary="Every job this server knows, oldest first")
+def list_jobs(request: Request) -> dict[str, Any]:
+    state = _state(request)
+    out = []
+    for job_id, up in list(state.uploads.items()):
+        if up.expired:
+            continue
+        try:
+            out.append(state.job_dict(state.engine.get(job_id)))
+        except Exception:
+            continue
+    return {"jobs": out}
+
+
+@router.post("/jobs", status_code=201, summary="Upload one image and queue it",
+             responses={413: {"description": "too many bytes or pixels"}, 415: {"description": "not a supported image"},
+                        429: {"description": "the queue is full; retry after Retry-After seconds"},
+                        503: {"description": "the server is shutting down"}})
+def create_job(
+    request: Request,
+    file: UploadFile = File(..., description="the image (PNG, JPEG, WebP, AVIF, HEIC, TIFF, BMP, GIF)"),
+    model: str | None = Form(None, description="model name (default: the server's model)"),
+    quality: Literal["fast", "best"] = Form("fast", description="fast: one pass; best: edge refinement"),
+    decontaminate: bool = Form(True, description="remove the old background's colour from soft edges"),
+) -> dict[str, Any]:
+    state = _state(request)
+    s = state.settings
+    if state.closing:
+        raise ApiError(503, "shutting-down", "the server is shutting down", retry_after=s.retry_after_s)
+    name = _clean_name(file.filename)
+    job_key = secrets.token_hex(8)
+    path = state.uploads_dir / f"{job_key}.upload"
+    size = 0
+    try:
+        with path.open("wb") as out:
+            while chunk := file.file.read(_CHUNK):
+                size += len(chunk)
+                if size > s.max_upload_bytes:
+                    raise ApiError(413, "too-large", f"{name} is over the upload limit of "
+                                   f"{s.max_upload_bytes / 1048576:.0f} MB")
+                out.write(chunk)
+        with path.open("rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+        try:
+            fmt = sniff(head, name=name)
+        except AlphacutError as err:
+            raise ApiError(415 if err.code == "unsupported-format" else 422, err.code, err.reason) from None
+        width, height = _dimensions(path, name, s.max_pixels)
+        try:
+            opts = Options(model=model or s.model, quality=quality, decontaminate=decontaminate,
+                           max_pixels=s.max_pixels)
+            from ..models.catalog import get_spec
+
+            get_spec(opts.model)
+        except AlphacutError as err:
+            raise ApiError(422, err.code, err.reason) from None
+        try:
+            job = state.engine.submit(path, name=name, options=opts)
+        except AlphacutError as err:
+            if err.code == "queue-full":
+                raise ApiError(429, "queue-full", "the queue is full; try again in a moment",
+                               retry_after=s.retry_after_s) from None
+            raise from_alphacut(err) from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    state.uploads[job.id] = Upload(job.id, name, path, size, fmt, width, height)
+    return state.job_dict(job)
+
+
+def _dimensions(path: Path, name: str, max_pixels: int) -> tuple[int, int]:
+    """Width and height from the header only: a decompression bomb is refused before decoding."""
+    from PIL import Image
+
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except Exception:
+        return 0, 0  # the decoder will give the precise reason as the job's failure
+    if w * h > max_pixels:
+        raise ApiError(413, "too-large", f"{name}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over this server's limit of "
+                       f"{max_pixels / 1e6:.0f} (refused before decoding: a possible decompression bomb)")
+    return w, h
+
+
+@router.get("/jobs/{job_id}", summary="One job's stage, progress, provider and warnings")
+def get_job(request: Request, job_id: str) -> dict[str, Any]:
+    state = _state(request)
+    return state.job_dict(_job(state, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", summary="Cancel a queued or running job")
+def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+    state = _state(request)
+    job = _job(state, job_id)
+    state.engine.cancel(job.id)
+    return state.job_dict(state.engine.get(job.id))
+
+
+@router.delete("/jobs/{job_id}", status_code=204, summary="Cancel if needed and remove the job and its files")
+def delete_job(request: Request, job_id: str) -> Response:
+    state = _state(request)
+    job = _job(state, job_id)
+    if job_stage(job) not in TERMINAL:
+        state.engine.cancel(job.id)
+    state.forget(job.id)
+    state.broker.publish("expired", {"id": job.id})
+    return Response(status_code=204)
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+def export_options(base: Options, fmt: str, bg: str | None, crop: bool) -> Options:
+    background = parse_colour(bg) if bg else None
+    kw: dict[str, Any] = {"background": background, "crop": crop, "mask_only": False, "bit_depth": 8}
+    if fmt == "png":
+        kw["format"] = "png"
+    elif fmt == "png16":
+        kw.update(format="png", bit_depth=16)
+    elif fmt in ("webp", "avif"):
+        kw.update(format=fmt, lossless=True)
+    elif fmt == "tiff":
+        kw.update(format="tiff", bit_depth=None)
+    elif fmt == "mask":
+        if background is not None:
+            raise UsageError("a mask has no background colour")
+        kw.update(format="png", mask_only=True)
+    else:
+        raise UsageError(f"unknown format {fmt!r}; choose png, png16, webp, avif, tiff or mask")
+    return dataclasses.replace(base, **kw)
+
+
+def parse_colour(value: str) -> tuple[int, int, int]:
+    v = value.strip().lstrip("#")
+    if not re.fullmatch(r"[0-9a-fA-F]{6}", v):
+        raise UsageError(f"background colour must be RRGGBB hex, not {value!r}")
+    return int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16)
+
+
+def _render(state: ServerState, job: Any, fmt: str, bg: str | None, crop: bool) -> bytes:
+    es = state.edit_session(job)
+    try:
+        with es.lock:
+            cutout = es.edited_cutout()
+        opts = export_options(cutout.options, fmt, bg, crop)
+        return pipeline.render(cutout, opts, name=job.name)
+    except AlphacutError as err:
+        raise from_alphacut(err) from None
+
+
+_MEDIA = {"png": "image/png", "png16": "image/png", "mask": "image/png", "webp": "image/webp",
+          "avif": "image/avif", "tiff": "image/tiff"}
+
+
+def download_name(name: str, fmt: str) -> str:
+    suffix = "-mask" if fmt == "mask" else "-cutout"
+    return f"{_stem(name)}{suffix}{EXPORT_EXT[fmt]}"
+
+
+@router.get("/jobs/{job_id}/result", summary="The cutout, encoded and verified, as a download",
+            responses={200: {"content": {"image/png": {}, "image/webp": {}, "image/avif": {}, "image/tiff": {}}}})
+def get_result(
+    request: Request,
+    job_id: str,
+    format: ExportFormat = Query("png", description="png (8-bit), png16, webp, avif, tiff or mask"),
+    bg: str | None = Query(None, description="RRGGBB: composite onto this colour (opaque output)"),
+    crop: bool = Query(False, description="crop to the subject"),
+    download: bool = Query(True, description="send as an attachment"),
+) -> Response:
+    state = _state(request)
+    job = _done_job(state, job_id)
+    data = _render(state, job, format, bg, crop)
+    state.touch(job.id, downloaded=download)
+    headers = {}
+    if download:
+        headers["content-disposition"] = f'attachment; filename="{download_name(job.name, format)}"'
+    return Response(data, media_type=_MEDIA[format], headers=headers)
+
+
+@router.get("/jobs/{job_id}/matte.png", summary="The current (edited) float matte as a verified grey PNG",
+            responses={200: {"content": {"image/png": {}}}})
+def get_matte(request: Request, job_id: str, bits: Literal[8, 16] = Query(8)) -> Response:
+    state = _state(request)
+    job = _done_job(state, job_id)
+    es = state.edit_session(job)
+    with es.lock:
+        cutout = es.edited_cutout()
+    opts = dataclasses.replace(cutout.options, format="png", mask_only=True, background=None, crop=False,
+                               bit_depth=bits, png_compress_level=1)
+    state.touch(job.id)
+    return Response(pipeline.render(cutout, opts, name=job.name), media_type="image/png")
+
+
+@router.get("/jobs/{job_id}/preview/{which}.png", summary="The original or the decontaminated colours, 8-bit, for display",
+            responses={200: {"content": {"image/png": {}}}})
+def get_preview(request: Request, job_id: str, which: Literal["original", "foreground"]) -> Response:
+    state = _state(request)
+    job = _done_job(state, job_id)
+    es = state.edit_session(job)
+    with es.lock:
+        data = es.previews.get(which)
+        if data is None:
+            rgb = es.cutout.picture.rgb if which == "original" else es.cutout.foreground
+            rgb = convert_depth(rgb, 8)
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            if not ok:
+                raise ApiError(500, "encode", "could not encode the preview")
+            data = es.previews[which] = buf.tobytes()
+    state.touch(job.id)
+    return Response(data, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
+
+
+# --- edits -----------------------------------------------------------------------------------
+
+
+class EditRequest(BaseModel):
+    ops: list[dict[str, Any]] = Field(..., max_length=200, description=(
+        "operations applied in order: brush {mode: restore|erase, points, size, softness, strength, target}, "
+        "wand {mode, x, y, tolerance, contiguous}, reset; each may carry a selection "
+        "{type: rect, x0, y0, x1, y1} or {type: lasso, points}"))
+
+
+class EditState(BaseModel):
+    version: int
+    can_undo: bool
+    can_redo: bool
+    steps: int
+    box: list[int] | None = None
+
+
+@router.post("/jobs/{job_id}/edits", response_model=EditState, tags=["edits"],
+             summary="Apply matte edits (brush, wand, reset) as operations")
+def post_edits(request: Request, job_id: str, body: EditRequest) -> dict[str, Any]:
+    state = _state(request)
+    job = _done_job(state, job_id)
+    es = state.edit_session(job)
+    boxes = []
+    with es.lock:
+        try:
+            for op in body.ops:
+                b = es.history.apply(op)
+                if b is not None:
+                    boxes.append(b)
+        except AlphacutError as err:
+            raise from_alphacut(err) from None
+        out = dict(es.history.state())
+    out["box"] = _union(boxes)
+    state.touch(job.id)
+    state.broker.publish("job", state.job_dict(job))
+    return out
+
+
+def _history_call(request: Request, job_id: str, what: str) -> dict[str, Any]:
+    state = _state(request)
+    job = _done_job(state, job_id)
+    es = state.edit_session(job)
+    with es.lock:
+        box = getattr(es.history, what)()
+        out = dict(es.history.state())
+    out["box"] = list(box) if box else None
+    state.touch(job.id)
+    state.broker.publish("job", state.job_dict(job))
+    return out
+
+
+@router.post("/jobs/{job_id}/undo", response_model=EditState, tags=["edits"], summary="Undo the last edit")
+def undo(request: Request, job_id: str) -> dict[str, Any]:
+    return _history_call(request, job_id, "undo")
+
+
+@router.post("/jobs/{job_id}/redo", response_model=EditState, tags=["edits"], summary="Redo the last undone edit")
+def redo(request: Request, job_id: str) -> dict[str, Any]:
+    return _history_call(request, job_id, "redo")
+
+
+@router.post("/jobs/{job_id}/reset", response_model=EditState, tags=["edits"],
+             summary="Back to the model's matte (undoable)")
+def reset(request: Request, job_id: str) -> dict[str, Any]:
+    return post_edits(request, job_id, EditRequest(ops=[{"op": "reset"}]))
+
+
+@router.get("/jobs/{job_id}/edits", response_model=EditState, tags=["edits"], summary="Undo/redo state")
+def edit_state(request: Request, job_id: str) -> dict[str, Any]:
+    state = _state(request)
+    job = _done_job(state, job_id)
+    es = state.edits.get(job.id)
+    return dict(es.history.state()) if es else {"version": 0, "can_undo": False, "can_redo": False, "steps": 0}
+
+
+def _union(boxes: list[tuple[int, int, int, int]]) -> list[int] | None:
+    if not boxes:
+        return None
+    return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+
+
+# --- batch export ----------------------------------------------------------------------------
+
+
+@router.get("/export.zip", summary="Every finished result (or the listed ones) in one ZIP, with a manifest",
+            responses={200: {"content": {"application/zip": {}}}})
+def export_zip(
+    request: Request,
+    ids: str | None = Query(None, description="comma-separated job ids (default: every finished job)"),
+    format: ExportFormat = Query("png"),
+    bg: str | None = Query(None),
+    crop: bool = Query(False),
+) -> FileResponse:
+    state = _state(request)
+    wanted = [i for i in (ids or "").split(",") if i] or [j for j, u in state.uploads.items() if not u.expired]
+    if bg:
+        try:
+            parse_colour(bg)
+        except UsageError as err:
+            raise from_alphacut(err) from None
+    path = state.exports_dir / f"alphacut-{secrets.token_hex(6)}.zip"
+    manifest: list[dict[str, Any]] = []
+    used: set[str] = set()
+    count = 0
+    try:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+            for job_id in wanted:
+                up = state.uploads.get(job_id)
+                if up is None or up.expired:
+                    manifest.append({"id": job_id, "status": "missing", "reason": "no such job (or expired)"})
+                    continue
+                job = state.engine.get(job_id)
+                entry: dict[str, Any] = {"id": job_id, "source": up.name, "status": job_stage(job)}
+                if job_stage(job) != "done":
+                    entry["reason"] = job.reason or f"not finished ({job_stage(job)})"
+                    manifest.append(entry)
+                    continue
+                try:
+                    data = _render(state, job, format, bg, crop)
+                except ApiError as err:
+                    entry.update(status="failed", reason=err.reason)
+                    manifest.append(entry)
+                    continue
+                fname = download_name(up.name, format)
+                base, ext = fname.rsplit(".", 1)
+                n = 2
+                while fname in used:
+                    fname = f"{base}-{n}.{ext}"
+                    n += 1
+                used.add(fname)
+                zf.writestr(fname, data)
+                state.touch(job_id, downloaded=True)
+                entry.update(file=fname, bytes=len(data), edited=bool(state.edits.get(job_id)
+                                                                          and state.edits[job_id].history.edited))
+                manifest.append(entry)
+                count += 1
+            zf.writestr(zipfile.ZipInfo("manifest.json", time.localtime()[:6]),
+                        json.dumps({"format": format, "background": bg, "files": manifest}, indent=2),
+                        compress_type=zipfile.ZIP_DEFLATED)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if count == 0:
+        path.unlink(missing_ok=True)
+        raise ApiError(409, "nothing-to-export", "no finished results to export yet")
+    return FileResponse(path, media_type="application/zip", filename=f"alphacut-{format}.zip",
+                        background=BackgroundTask(path.unlink, missing_ok=True))
+

@@ -1,0 +1,142 @@
+"""Fixtures for the web-app tests: a real uvicorn server on 127.0.0.1 (in a thread) with the
+real u2netp model, and sample images.
+
+The job engine is the real one from ``alphacut.jobs`` when it is importable; until then the
+TEST-ONLY stand-in in ``engine_for_tests`` (threads, same interface) is used.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from alphacut.models.store import ModelStore, default_home
+from alphacut.server.state import ServerSettings
+
+SHARED_HOME = default_home()
+MODEL = "u2netp"
+
+
+def real_engine_available() -> bool:
+    try:
+        from alphacut.server.state import _import_jobs
+
+        _import_jobs()
+        return True
+    except Exception:
+        return False
+
+
+def sample_png(seed: int = 0, size: tuple[int, int] = (160, 120)) -> bytes:
+    """A light background with a dark-red rounded subject (something a model cuts out)."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = (225 + seed * 7 % 20, 230, 235)
+    cx, cy = w / 2 + (seed % 3 - 1) * 8, h / 2
+    inside = ((xx - cx) / (w * 0.28)) ** 2 + ((yy - cy) / (h * 0.36)) ** 2 < 1
+    img[inside] = (150, 30 + seed * 20 % 60, 40)
+    img = np.clip(img.astype(np.int16) + rng.integers(-4, 5, img.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def bomb_png(side: int = 40000) -> bytes:
+    """A tiny file that declares side x side pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1000)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@dataclass
+class LiveServer:
+    base: str
+    token: str
+    app: Any
+    port: int
+    engine: Any
+
+    def client(self, *, auth: bool = True, **kw: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
+        headers.update(kw.pop("headers", {}))
+        return httpx.Client(base_url=self.base, headers=headers, timeout=60, **kw)
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.alphacut
+
+    def wait_done(self, client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            j = client.get(f"/api/jobs/{job_id}").json()
+            if j["stage"] in ("done", "failed", "cancelled"):
+                return j
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} did not finish: {j}")
+
+
+def start_server(tmp: Path, **overrides: Any) -> tuple[LiveServer, Any]:
+    import uvicorn
+
+    from alphacut.server.app import create_app
+    from alphacut.server.run import bind_socket
+
+    ModelStore(SHARED_HOME, offline=False).ensure(MODEL)
+    engine = overrides.pop("engine", None)
+    load_cutout = overrides.pop("load_cutout", None)
+    if engine is None and not real_engine_available():
+        from engine_for_tests import ThreadEngineForTests, load_cutout_for_tests
+
+        engine = ThreadEngineForTests(model=MODEL, workers=1, max_queue=overrides.pop("max_queue", 256),
+                                      store=ModelStore(SHARED_HOME))
+        load_cutout = load_cutout_for_tests
+    sock = bind_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    settings = ServerSettings(port=port, model=MODEL, work_dir=tmp / "work", models_home=SHARED_HOME,
+                              engine=engine, load_cutout=load_cutout, workers=1, **overrides)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    end = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > end or not thread.is_alive():
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    live = LiveServer(f"http://127.0.0.1:{port}", app.state.policy.token, app, port, app.state.alphacut.engine)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        if engine is not None:
+            engine.close()
+
+    return live, stop
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live, stop = start_server(tmp_path_factory.mktemp("serve"))
+    try:
+        yield live
+    finally:
+        stop()
