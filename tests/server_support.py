@@ -53,6 +53,39 @@ def sample_png(seed: int = 0, size: tuple[int, int] = (160, 120)) -> bytes:
     return buf.getvalue()
 
 
+def sample_product(seed: int = 0, size: tuple[int, int] = (480, 360)) -> bytes:
+    """A studio-style render: a shaded ball and a box on a soft backdrop (for UI screenshots)."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    top, bottom = np.array([236, 238, 242], np.float32), np.array([200, 204, 212], np.float32)
+    t = (yy / h)[..., None]
+    img = top * (1 - t) + bottom * t
+    palette = [(200, 60, 50), (40, 110, 200), (230, 160, 40), (60, 150, 110)]
+    colour = np.array(palette[seed % len(palette)], np.float32)
+    cx, cy, r = w * (0.42 + 0.06 * (seed % 2)), h * 0.52, min(w, h) * 0.3
+    # soft contact shadow
+    shadow = np.exp(-(((xx - cx) / (r * 1.1)) ** 2 + ((yy - (cy + r * 0.95)) / (r * 0.18)) ** 2))
+    img *= (1 - 0.35 * shadow)[..., None]
+    # box behind-right
+    bx0, bx1, by0, by1 = int(cx + r * 0.6), int(cx + r * 1.5), int(cy - r * 0.2), int(cy + r * 0.98)
+    img[by0:by1, bx0:bx1] = np.array([245, 245, 240], np.float32) * (0.8 + 0.2 * (xx[by0:by1, bx0:bx1] - bx0) / max(1, bx1 - bx0))[..., None]
+    # ball with Lambert shading and a highlight
+    dx, dy = (xx - cx) / r, (yy - cy) / r
+    d2 = dx * dx + dy * dy
+    inside = d2 < 1
+    nz = np.sqrt(np.clip(1 - d2, 0, 1))
+    light = np.clip(-0.45 * dx - 0.55 * dy + 0.7 * nz, 0, 1)
+    spec = np.clip(-0.45 * dx - 0.55 * dy + 0.7 * nz, 0, 1) ** 40
+    ball = colour * (0.25 + 0.75 * light)[..., None] + 255 * 0.6 * spec[..., None]
+    edge = np.clip((1 - np.sqrt(d2)) * r, 0, 1)[..., None]  # anti-aliased rim
+    img = np.where(inside[..., None], ball * edge + img * (1 - edge), img)
+    rng = np.random.default_rng(seed)
+    img = np.clip(img + rng.normal(0, 1.2, img.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    return buf.getvalue()
+
+
 def bomb_png(side: int = 40000) -> bytes:
     """A tiny file that declares side x side pixels (a decompression bomb)."""
     import struct
@@ -97,7 +130,7 @@ def start_server(tmp: Path, **overrides: Any) -> tuple[LiveServer, Any]:
     import uvicorn
 
     from alphacut.server.app import create_app
-    from alphacut.server.run import bind_socket
+    from alphacut.server.run import bind_socket, make_server
 
     ModelStore(SHARED_HOME, offline=False).ensure(MODEL)
     engine = overrides.pop("engine", None)
@@ -113,7 +146,7 @@ def start_server(tmp: Path, **overrides: Any) -> tuple[LiveServer, Any]:
     settings = ServerSettings(port=port, model=MODEL, work_dir=tmp / "work", models_home=SHARED_HOME,
                               engine=engine, load_cutout=load_cutout, workers=1, **overrides)
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+    server = make_server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1), app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     end = time.monotonic() + 30

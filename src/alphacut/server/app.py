@@ -61,6 +61,7 @@ def create_app(settings: ServerSettings | None = None, policy: SecurityPolicy | 
     )
     app.state.alphacut = state
     app.state.policy = policy
+    app.add_middleware(SecurityMiddleware, policy=policy)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

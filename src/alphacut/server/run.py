@@ -27,6 +27,18 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def make_server(config: Any, app: Any) -> Any:
+    """A uvicorn Server that ends open event streams first, so shutdown is quick and quiet."""
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            app.state.alphacut.broker.close()
+            await super().shutdown(sockets)
+
+    return _Server(config)
+
+
 def check_host(host: str, allow_remote: bool) -> None:
     if not is_loopback(host) and not allow_remote:
         raise UsageError(f"{host} is not a loopback address; the app would be reachable from other machines. "
@@ -54,7 +66,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, open_browser: bool = True, *,
     policy.port = bound_port
     url = policy.url()
     config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=2, access_log=False)
-    server = uvicorn.Server(config)
+    server = make_server(config, app)
 
     def announce() -> None:
         import time

@@ -39,6 +39,7 @@ const viewer = new Viewer($('#viewport'), $('#canvas'), {
   onChange: () => { $('#zoom-label').textContent = `${Math.round(viewer.zoom * 100)}%`; },
 });
 viewer.setTool('hand');
+app.viewer = viewer;
 
 function selectedItem() { return app.items.find((i) => i.key === app.selected) || null; }
 
@@ -334,6 +335,7 @@ function connectEvents() {
       }
       applyJob(item, job);
     }
+    if (!selectedItem()) showItem(app.items.find((i) => i.stage === 'done') || app.items[0] || null);
     document.body.dataset.sse = 'open';
   });
   es.addEventListener('job', (e) => {
@@ -469,8 +471,8 @@ function renderModels() {
     li.append(name, actions);
     li.append(el('div', 'model-desc', m.description));
     const meta = el('div', 'model-meta');
-    meta.append(el('span', '', `Size ${formatBytes(m.size ?? m.expected_size)}`), el('span', '', `Licence: ${m.licence}`),
-      el('span', '', m.subject === 'portrait' ? 'People' : 'General objects'));
+    meta.append(el('span', '', `${formatBytes(m.size ?? m.expected_size)}`), el('span', '', m.subject === 'portrait' ? 'People' : 'General objects'),
+      el('span', '', `Licence: ${m.licence}`));
     li.append(meta);
     if (m.installed) li.append(el('div', 'model-path', m.path));
     if (pull) {
