@@ -262,8 +262,10 @@ def get_result(
 
 @router.get("/jobs/{job_id}/matte.png", summary="The current (edited) float matte as a verified grey PNG",
             responses={200: {"content": {"image/png": {}}}})
-def get_matte(request: Request, job_id: str, bits: Literal[8, 16] = Query(8)) -> Response:
+def get_matte(request: Request, job_id: str, bits: int = Query(8, description="8 or 16")) -> Response:
     state = _state(request)
+    if bits not in (8, 16):
+        raise ApiError(422, "usage", "bits must be 8 or 16")
     job = _done_job(state, job_id)
     es = state.edit_session(job)
     with es.lock:

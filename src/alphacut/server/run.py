@@ -48,7 +48,7 @@ def check_host(host: str, allow_remote: bool) -> None:
 def serve(host: str = "127.0.0.1", port: int = 0, open_browser: bool = True, *,
           settings: ServerSettings | None = None, allow_remote: bool = False,
           print_fn: Callable[[str], Any] = print, log_level: str = "warning",
-          ready: threading.Event | None = None) -> int:
+          ready: threading.Event | None = None, server_hook: Callable[[Any], None] | None = None) -> int:
     """Run the web app until interrupted. Returns a process exit code."""
     from dataclasses import replace
 
@@ -67,6 +67,8 @@ def serve(host: str = "127.0.0.1", port: int = 0, open_browser: bool = True, *,
     url = policy.url()
     config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=2, access_log=False)
     server = make_server(config, app)
+    if server_hook is not None:  # tests (and embedders) get the server to stop it
+        server_hook(server)
 
     def announce() -> None:
         import time

@@ -233,18 +233,26 @@ class SecurityMiddleware:
 
         started = False
         seen = 0
+        overflow = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, overflow
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > p.max_body_bytes:
+                    overflow = True
                     raise BodyTooLarge()
             return message
 
         async def secured_send(message: Message) -> None:
             nonlocal started
+            if overflow:
+                # the app turned the aborted body into some error of its own: answer 413 instead
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _json(send, 413, "too-large", f"the upload is over the limit of {_mb(p.max_body_bytes)}")
+                return
             if message["type"] == "http.response.start":
                 started = True
                 hdrs = [h for h in message.get("headers", []) if h[0].lower() not in {k for k, _ in SECURITY_HEADERS}]
