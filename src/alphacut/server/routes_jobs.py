@@ -133,6 +133,9 @@ def create_job(
         try:
             job = state.engine.submit(path, name=name, options=opts)
         except AlphacutError as err:
+            if err.code == "model-not-installed":
+                raise ApiError(409, err.code, f"the model {opts.model!r} is not installed; download it in "
+                               "Models & system (or `alphacut models pull`)") from None
             if err.code == "queue-full":
                 raise ApiError(429, "queue-full", "the queue is full; try again in a moment",
                                retry_after=s.retry_after_s) from None
@@ -285,7 +288,7 @@ def get_preview(request: Request, job_id: str, which: Literal["original", "foreg
     with es.lock:
         data = es.previews.get(which)
         if data is None:
-            rgb = es.cutout.picture.rgb if which == "original" else es.cutout.foreground
+            rgb = es.original_rgb if which == "original" else es.cutout.foreground
             rgb = convert_depth(rgb, 8)
             ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
             if not ok:

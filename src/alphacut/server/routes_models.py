@@ -91,8 +91,8 @@ def delete_model(request: Request, name: str) -> dict[str, Any]:
     except AlphacutError as err:
         raise from_alphacut(err) from None
     busy = [j for j in state.uploads if not state.uploads[j].expired and _uses(state, j, name)]
-    if busy:
-        raise ApiError(409, "model-in-use", f"{name} is in use by {len(busy)} queued or running image(s)")
+    if busy or not state.engine.drop(name):
+        raise ApiError(409, "model-in-use", f"{name} is in use by queued or running images")
     try:
         path = _store(state).rm(name)
     except AlphacutError as err:

@@ -53,34 +53,126 @@ class ServerSettings:
     #: where uploads and artifacts live (a fresh temp dir, removed on exit, when None)
     work_dir: Path | None = None
     models_home: Path | None = None
-    #: a ready engine object (tests); None builds ``alphacut.jobs`` JobEngine at startup
+    #: a ready engine object that runs any model (tests); None builds one ``alphacut.jobs``
+    #: JobEngine per model in use
     engine: Any = None
     #: ``load_cutout(job) -> pipeline.Cutout``; None uses the job engine's own
     load_cutout: Callable[[Any], Any] | None = None
 
 
-def _import_jobs() -> tuple[Any, Callable[[Any], Any]]:
-    """The real job engine class and its ``load_cutout`` (module layout tolerant)."""
-    errors = []
-    engine_cls = loader = None
-    for mod in ("alphacut.jobs.engine", "alphacut.jobs"):
-        try:
-            m = importlib.import_module(mod)
-        except ImportError as exc:
-            errors.append(f"{mod}: {exc}")
-            continue
-        engine_cls = engine_cls or getattr(m, "JobEngine", None)
-        loader = loader or getattr(m, "load_cutout", None)
-    for mod in ("alphacut.jobs.artifacts", "alphacut.jobs.results", "alphacut.jobs.pool"):
-        if loader is None:
+def _import_jobs() -> Any:
+    """The real job engine class (``alphacut.jobs.engine.JobEngine``)."""
+    try:
+        from ..jobs.engine import JobEngine
+    except ImportError as exc:
+        raise RuntimeError(f"the job engine (alphacut.jobs.engine.JobEngine) is not available: {exc}") from None
+    return JobEngine
+
+
+class EnginePool:
+    """One job engine per model (an engine runs one model in its workers), created on first use.
+
+    It offers the engine's own interface (submit/get/cancel/jobs/forget/load_cutout/close) over
+    every engine, routing a job to the engine of ``options.model``.
+    """
+
+    def __init__(self, factory: Callable[[str], Any], on_event: Callable[[Any], None], *,
+                 shared: bool = False, load_cutout: Callable[[Any], Any] | None = None) -> None:
+        self._factory = factory
+        self._on_event = on_event
+        #: tests inject one engine that runs any model
+        self._shared = shared
+        self._load_cutout = load_cutout
+        self._engines: dict[str, Any] = {}
+        self._owner: dict[str, Any] = {}
+        self._unsubs: list[Callable[[], None]] = []
+        self._lock = threading.RLock()
+
+    def engine_for(self, model: str) -> Any:
+        key = "*" if self._shared else model
+        with self._lock:
+            eng = self._engines.get(key)
+            if eng is None:
+                eng = self._engines[key] = self._factory(model)
+                self._unsubs.append(eng.subscribe(self._on_event))
+            return eng
+
+    @property
+    def workers(self) -> int | None:
+        with self._lock:
+            engines = list(self._engines.values())
+        return getattr(engines[0], "workers", None) if engines else None
+
+    @property
+    def models(self) -> list[str]:
+        with self._lock:
+            return list(self._engines)
+
+    def submit(self, source: Any, *, name: str, options: Any, output: Any = None) -> Any:
+        eng = self.engine_for(options.model)
+        job = eng.submit(source, name=name, options=options, output=output)
+        with self._lock:
+            self._owner[job.id] = eng
+        return job
+
+    def _eng(self, job_id: str) -> Any:
+        with self._lock:
+            eng = self._owner.get(job_id)
+        if eng is None:
+            raise KeyError(f"no job {job_id!r}")
+        return eng
+
+    def get(self, job_id: str) -> Any:
+        return self._eng(job_id).get(job_id)
+
+    def cancel(self, job_id: str) -> bool:
+        return bool(self._eng(job_id).cancel(job_id))
+
+    def jobs(self) -> list[Any]:
+        with self._lock:
+            engines = list(self._engines.values())
+        return [j for e in engines for j in e.jobs()]
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            eng = self._owner.pop(job_id, None)
+        fn = getattr(eng, "forget", None)
+        if callable(fn):
+            fn(job_id)
+
+    def load_cutout(self, job: Any) -> Any:
+        if self._load_cutout is not None:
+            return self._load_cutout(job)
+        return self._eng(job.id).load_cutout(job)
+
+    def drop(self, model: str) -> bool:
+        """Close a model's engine when it has nothing left to do (before deleting its file)."""
+        if self._shared:
+            return True  # nothing of its own to close; the caller checked for active jobs
+        with self._lock:
+            eng = self._engines.get(model)
+            if eng is None:
+                return True
+            if any(job_stage(j) not in TERMINAL for j in eng.jobs()):
+                return False
+            del self._engines[model]
+        eng.close()
+        return True
+
+    def close(self) -> None:
+        for u in self._unsubs:
             try:
-                loader = getattr(importlib.import_module(mod), "load_cutout", None)
-            except ImportError:
+                u()
+            except Exception:
                 pass
-    if engine_cls is None or loader is None:
-        raise RuntimeError("the job engine (alphacut.jobs JobEngine, load_cutout) is not available: "
-                           + "; ".join(errors))
-    return engine_cls, loader
+        with self._lock:
+            engines, self._engines = list(self._engines.values()), {}
+        if not self._shared:
+            for e in engines:
+                try:
+                    e.close()
+                except Exception:
+                    pass
 
 
 @dataclass
@@ -101,10 +193,11 @@ class Upload:
 class EditSession:
     """A finished job's cutout with its matte edit history (loaded on first use)."""
 
-    def __init__(self, cutout: Any) -> None:
+    def __init__(self, cutout: Any, original_rgb: np.ndarray | None = None) -> None:
         self.cutout = cutout
+        self.original_rgb = cutout.picture.rgb if original_rgb is None else original_rgb
         self.history = EditHistory(original=np.ascontiguousarray(cutout.matte, dtype=np.float32),
-                                   image=cutout.picture.rgb)
+                                   image=self.original_rgb)
         self.lock = threading.Lock()
         self.previews: dict[str, bytes] = {}
 
@@ -167,8 +260,6 @@ class ServerState:
         self.edits: dict[str, EditSession] = {}
         self.lock = threading.RLock()
         self.engine: Any = None
-        self._load_cutout: Callable[[Any], Any] | None = settings.load_cutout
-        self._unsubscribe: Callable[[], None] | None = None
         self._reaper: threading.Thread | None = None
         self._stop = threading.Event()
         self.closing = False
@@ -181,15 +272,23 @@ class ServerState:
     def start(self) -> None:
         s = self.settings
         if s.engine is not None:
-            self.engine = s.engine
+            self.engine = EnginePool(lambda model: s.engine, self._on_engine_event, shared=True,
+                                     load_cutout=s.load_cutout)
         else:
-            engine_cls, loader = _import_jobs()
-            self._load_cutout = self._load_cutout or loader
-            self.engine = engine_cls(model=s.model, workers=s.workers, max_queue=s.max_queue,
-                                     artifacts_dir=self.artifacts_dir)
-        if self._load_cutout is None:
-            _, self._load_cutout = _import_jobs()
-        self._unsubscribe = self.engine.subscribe(self._on_engine_event)
+            engine_cls = _import_jobs()
+
+            def factory(model: str) -> Any:
+                from ..models.store import ModelStore
+
+                path = ModelStore(s.models_home).path(model)  # ModelNotInstalledError → 409 in the API
+                return engine_cls(model, workers=s.workers, max_queue=s.max_queue,
+                                  artifacts_dir=self.artifacts_dir, model_path=path)
+
+            self.engine = EnginePool(factory, self._on_engine_event, load_cutout=s.load_cutout)
+            try:  # warm the default model's workers now, so the first image is quick
+                self.engine.engine_for(s.model)
+            except Exception:  # not installed yet: the model manager can fetch it
+                pass
         self._reaper = threading.Thread(target=self._reap_loop, name="alphacut-reaper", daemon=True)
         self._reaper.start()
 
@@ -201,12 +300,7 @@ class ServerState:
         self._stop.set()
         self.broker.close()
         try:
-            if self._unsubscribe is not None:
-                self._unsubscribe()
-        except Exception:
-            pass
-        try:
-            if self.engine is not None and self.settings.engine is None:
+            if self.engine is not None:
                 self.engine.close()
         finally:
             self.edits.clear()
@@ -227,7 +321,7 @@ class ServerState:
             "stage": stage,
             "progress": float(getattr(job, "progress", 0.0) or 0.0),
             "reason": getattr(job, "reason", None),
-            "code": getattr(job, "code", None),
+            "code": getattr(job, "code", None) or getattr(job, "error_code", None),
             "provider": getattr(job, "provider", None),
             "warnings": list(getattr(job, "warnings", None) or []),
             "timings": dict(getattr(job, "timings", None) or {}),
@@ -267,9 +361,23 @@ class ServerState:
         with self.lock:
             es = self.edits.get(job.id)
             if es is None:
-                assert self._load_cutout is not None
-                es = self.edits[job.id] = EditSession(self._load_cutout(job))
+                cutout = self.engine.load_cutout(job)
+                es = self.edits[job.id] = EditSession(cutout, self._original_rgb(job.id, cutout))
             return es
+
+    def _original_rgb(self, job_id: str, cutout: Any) -> np.ndarray:
+        """The source pixels (for "before" and the wand); the foreground if they cannot be had."""
+        up = self.uploads.get(job_id)
+        if up is not None:
+            try:
+                from ..imageio.decode import decode
+
+                pic = decode(up.path.read_bytes(), name=up.name, max_pixels=self.settings.max_pixels)
+                if pic.rgb.shape[:2] == cutout.matte.shape:
+                    return pic.rgb
+            except Exception:
+                pass
+        return cutout.picture.rgb
 
     def touch(self, job_id: str, *, downloaded: bool = False) -> None:
         up = self.uploads.get(job_id)
@@ -286,14 +394,10 @@ class ServerState:
                 up.expired = True
                 up.path.unlink(missing_ok=True)
             shutil.rmtree(self.artifacts_dir / job_id, ignore_errors=True)
-        for name in ("forget", "discard", "remove"):
-            fn = getattr(self.engine, name, None)
-            if callable(fn):
-                try:
-                    fn(job_id)
-                except Exception:
-                    pass
-                break
+        try:
+            self.engine.forget(job_id)
+        except Exception:
+            pass
 
     def _reap_loop(self) -> None:
         while not self._stop.wait(15.0):
