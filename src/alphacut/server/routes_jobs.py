@@ -24,7 +24,7 @@ from ..imageio.encode import convert_depth
 from ..imageio.sniff import SNIFF_BYTES, sniff
 from ..pipeline import Options
 from .errors import ApiError, from_alphacut
-from .state import TERMINAL, ServerState, Upload, job_stage
+from .state import TERMINAL, ServerState, Upload, job_code, job_stage
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -65,7 +65,7 @@ def _done_job(state: ServerState, job_id: str) -> Any:
     stage = job_stage(job)
     if stage != "done":
         if stage == "failed":
-            raise ApiError(409, job.code or "failed", f"this image failed: {job.reason}")
+            raise ApiError(409, job_code(job) or "failed", f"this image failed: {job.reason}")
         raise ApiError(409, "not-ready", f"the result is not ready yet (the job is {stage})")
     return job
 

@@ -29,6 +29,10 @@ from .security import SecurityPolicy
 TERMINAL = frozenset({"done", "failed", "cancelled"})
 
 
+def job_code(job: Any) -> str | None:
+    return getattr(job, "code", None) or getattr(job, "error_code", None)
+
+
 def job_stage(job: Any) -> str:
     stage = getattr(job, "stage", "")
     return str(getattr(stage, "value", stage))
@@ -321,7 +325,7 @@ class ServerState:
             "stage": stage,
             "progress": float(getattr(job, "progress", 0.0) or 0.0),
             "reason": getattr(job, "reason", None),
-            "code": getattr(job, "code", None) or getattr(job, "error_code", None),
+            "code": job_code(job),
             "provider": getattr(job, "provider", None),
             "warnings": list(getattr(job, "warnings", None) or []),
             "timings": dict(getattr(job, "timings", None) or {}),
