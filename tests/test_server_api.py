@@ -349,3 +349,16 @@ def test_non_loopback_needs_explicit_flag():
     with pytest.raises(UsageError, match="--allow-remote"):
         check_host("0.0.0.0", False)
     check_host("0.0.0.0", True)
+
+
+def test_restored_background_gets_source_colours(live_server):
+    """Restoring where the model said background shows the source pixels, not the colour estimate."""
+    src = np.asarray(Image.open(io.BytesIO(sample_png(4))).convert("RGB")).astype(int)
+    with live_server.client() as c:
+        jid = c.post("/api/jobs", files={"file": ("r.png", sample_png(4), "image/png")}).json()["id"]
+        live_server.wait_done(c, jid)
+        c.post(f"/api/jobs/{jid}/edits", json={"ops": [{"op": "brush", "mode": "restore", "points": [[5, 5], [30, 5]],
+                                                        "size": 6, "softness": 0}]})
+        out = np.asarray(Image.open(io.BytesIO(c.get(f"/api/jobs/{jid}/result").content))).astype(int)
+    assert out[5, 15, 3] == 255
+    assert np.abs(out[5, 15, :3] - src[5, 15]).max() <= 2

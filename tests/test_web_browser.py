@@ -96,6 +96,8 @@ def test_drop_progress_edit_wand_export_zip(browser, live_server, shots):
     page.wait_for_selector("body[data-done='3']", timeout=120000)
     stages = page.eval_on_selector_all(".qitem", "els => els.map(e => e.dataset.stage)")
     assert stages == ["done", "done", "done"]
+    seen = set(page.evaluate("() => Array.from(window.alphacut.stagesSeen)"))
+    assert {"queued", "done"} <= seen and seen & {"decoding", "inferring", "refining", "encoding", "verifying"}, seen
     page.wait_for_selector("body[data-shown]")
     page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "ui-queue.png"))

@@ -206,7 +206,18 @@ class EditSession:
         self.previews: dict[str, bytes] = {}
 
     def edited_cutout(self) -> Any:
-        return dataclasses.replace(self.cutout, matte=self.history.matte.copy(), timings={})
+        """The cutout with the edited matte. Where an edit raised alpha above the model's, the
+        colour moves back toward the source pixel (the decontaminated estimate is only meaningful
+        where the model saw foreground)."""
+        matte = self.history.matte.copy()
+        fg = self.cutout.foreground
+        src = self.original_rgb
+        up = matte > self.history.original + 1e-6
+        if up.any() and src.shape == fg.shape and src.dtype == fg.dtype:
+            fg = fg.copy()
+            a0 = self.history.original[up][:, None]
+            fg[up] = np.rint(fg[up] * a0 + src[up] * (1.0 - a0)).astype(fg.dtype)
+        return dataclasses.replace(self.cutout, matte=matte, foreground=fg, timings={})
 
 
 class EventBroker:

@@ -27,6 +27,7 @@ const app = {
   editChain: Promise.resolve(),
   pendingEdits: 0,
   loadToken: 0,
+  stagesSeen: new Set(),
 };
 window.alphacut = app; // handy for debugging and the browser tests
 
@@ -199,6 +200,7 @@ async function upload(item) {
 
 function applyJob(item, job) {
   const was = item.stage;
+  app.stagesSeen.add(job.stage);
   item.job = { ...(item.job || {}), ...job };
   if (job.expired) item.stage = 'expired';
   else item.stage = job.stage;

@@ -70,6 +70,9 @@ export class Viewer {
     const fctx = fgCanvas.getContext('2d', { willReadFrequently: true });
     fctx.drawImage(foreground, 0, 0);
     this.fg = fctx.getImageData(0, 0, W, H).data;
+    fctx.drawImage(original, 0, 0);
+    this.src = fctx.getImageData(0, 0, W, H).data;
+    this.matte0 = null;
     this.cutCanvas = new OffscreenCanvas(W, H);
     this.cutCtx = this.cutCanvas.getContext('2d');
     this.cutData = new ImageData(W, H);
@@ -92,6 +95,7 @@ export class Viewer {
     cx.drawImage(bitmap, 0, 0);
     const d = cx.getImageData(0, 0, this.W, this.H).data;
     for (let i = 0, j = 0; i < this.matte.length; i++, j += 4) this.matte[i] = d[j];
+    if (!this.matte0) this.matte0 = this.matte.slice(); // the model's matte as first shown
     this.rebuild(0, 0, this.W, this.H);
   }
 
@@ -100,11 +104,16 @@ export class Viewer {
     x1 = clamp(Math.ceil(x1), 0, this.W); y1 = clamp(Math.ceil(y1), 0, this.H);
     if (x1 <= x0 || y1 <= y0) return;
     const W = this.W, cut = this.cutData.data, mat = this.matteData.data, fg = this.fg, m = this.matte;
+    const src = this.src, m0 = this.matte0 || m;
     for (let y = y0; y < y1; y++) {
       let i = y * W + x0, j = i * 4;
       for (let x = x0; x < x1; x++, i++, j += 4) {
         const a = m[i];
-        cut[j] = fg[j]; cut[j + 1] = fg[j + 1]; cut[j + 2] = fg[j + 2]; cut[j + 3] = a;
+        if (a > m0[i]) { // restored above the model: colour back toward the source (as the server does)
+          const a0 = m0[i] / 255, b = 1 - a0;
+          cut[j] = fg[j] * a0 + src[j] * b; cut[j + 1] = fg[j + 1] * a0 + src[j + 1] * b; cut[j + 2] = fg[j + 2] * a0 + src[j + 2] * b;
+        } else { cut[j] = fg[j]; cut[j + 1] = fg[j + 1]; cut[j + 2] = fg[j + 2]; }
+        cut[j + 3] = a;
         mat[j] = a; mat[j + 1] = a; mat[j + 2] = a; mat[j + 3] = 255;
       }
     }
