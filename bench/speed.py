@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -54,10 +55,15 @@ atomic_write(out, res.encode("png"))
 report(time.perf_counter() - t)
 """,
     "rembg": PRELUDE + """
+import os
 from rembg import new_session, remove
 from alphacut.models.store import ModelStore
-path = str(ModelStore().path(model))
-s = new_session("dis_custom", model_path=path) if model.startswith("isnet") else new_session(model)
+# rembg only loads model files from inside its own folder (U2NET_HOME): link ours in there
+home = os.environ["U2NET_HOME"]
+link = os.path.join(home, model + ".onnx")
+if not os.path.exists(link):
+    os.symlink(ModelStore().path(model), link)
+s = new_session("dis_custom", model_path=link) if model.startswith("isnet") else new_session(model)
 t = time.perf_counter()
 data = remove(open(image, "rb").read(), session=s)
 open(out, "wb").write(data)
@@ -86,9 +92,10 @@ def default_image(tmp: Path) -> Path:
 
 
 def run_case(code: str, model: str, image: Path, out: Path) -> dict | None:
-    env_path = str(REPO / "src")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "U2NET_HOME": str(out.parent / "rembg-home")}
+    os.makedirs(env["U2NET_HOME"], exist_ok=True)
     proc = subprocess.run([sys.executable, "-c", code, model, str(image), str(out)], capture_output=True,
-                          text=True, env={**__import__("os").environ, "PYTHONPATH": env_path}, timeout=1200)
+                          text=True, env=env, timeout=1200)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-2000:])
         return None
