@@ -492,6 +492,7 @@ class JobEngine:
                     break
                 job.attempts += 1
                 job.meta["worker"] = w
+                job.meta["pid"] = w.pid
                 job.meta.setdefault("active_total", 0.0)
                 w.inflight.append(jid)
                 w.assigned += 1
