@@ -376,7 +376,7 @@ class Reporter:
         if rec["status"] == "done":
             line = f"[{self.count}/{self.total}] done   {rec['input']} → {rec['output']} ({rec.get('seconds', 0):.1f} s)"
         else:
-            line = f"[{self.count}/{self.total}] {rec['status']:<6} {rec['input']}: {rec.get('reason')}"
+            line = f"[{self.count}/{self.total}] {rec['status']:<6} {rec.get('reason') or rec['input']}"
         print(line, file=self.stream, flush=True)
 
     def stop(self) -> None:
@@ -419,7 +419,7 @@ class RichReporter(Reporter):
         mins = max(1e-6, (time.monotonic() - self.t0) / 60)
         self.progress.update(self.overall, advance=1, rate=f"{self.count / mins:.1f}/min")
         if rec["status"] != "done":
-            self.progress.console.print(f"[red]{rec['status']}[/red] {rec['input']}: {rec.get('reason')}")
+            self.progress.console.print(f"[red]{rec['status']}[/red] {rec.get('reason') or rec['input']}", markup=True, highlight=False)
 
     def stop(self) -> None:
         self.progress.stop()
