@@ -60,10 +60,10 @@ _SIGNALS = {int(s): s.name for s in signal.Signals}
 def default_layout(cores: int | None = None) -> tuple[int, int]:
     """(workers, ORT threads per worker) for this machine.
 
-    Measured on a 2-core machine (bench/batch.py): one pipelined worker whose model session
-    uses every physical core is the fastest layout — the decode and encode threads fill the
-    gaps that inference leaves, and a second model copy costs memory without adding speed.
-    On bigger machines, workers of about four cores each keep ORT's scaling efficient.
+    Up to 4 physical cores: one pipelined worker whose session uses every core (its decode and
+    encode threads fill the gaps inference leaves; a second model copy costs memory). Above
+    that, workers of about four cores each. NOT YET MEASURED against 2 workers x 1 thread on
+    the 2-core machine: bench/batch.py --workers/--threads is the way to settle it.
     """
     cores = cores or physical_cores()
     if cores <= 4:
