@@ -53,6 +53,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--accept-license", action="store_true", help="accept a non-commercial model licence")
     p.add_argument("--threads", type=int, default=None, help="inference threads")
     p.add_argument("--json", action="store_true", help="one JSON line per file on stdout")
+    b = p.add_argument_group("batches (folders, globs, ZIPs, many files)",
+                             "Exit status: 0 every file done, 1 some failed (listed with the reason), "
+                             "130 stopped by Ctrl-C. -o OUT.zip writes a ZIP; a manifest.jsonl records every file.")
+    b.add_argument("--resume", action="store_true", help="continue a stopped batch from its manifest")
+    b.add_argument("--workers", type=int, default=None, help="worker processes (default: from the machine)")
+    b.add_argument("--isolate", choices=["worker", "job"], default="worker",
+                   help="job: a fresh process for every image (slower, strongest isolation)")
+    b.add_argument("--job-timeout", type=float, default=600.0, metavar="S", help="fail a file stuck this long")
+    b.add_argument("--max-rss", type=float, default=None, metavar="MB", help="fail a file whose worker passes this memory")
+    b.add_argument("--recycle-after", type=int, default=200, metavar="N", help="replace a worker after N files")
+    b.add_argument("--no-progress", action="store_true", help="plain log lines even on a terminal")
     p.set_defaults(func=run)
 
 
@@ -160,7 +171,90 @@ def plan_tasks(args: argparse.Namespace, fmt: str) -> list[Task]:
     return tasks
 
 
+def _is_batch(args: argparse.Namespace) -> bool:
+    """Folders, ZIPs, globs, several inputs or a ZIP output go through the job engine."""
+    if args.output == "-" or "-" in args.inputs:
+        return False
+    if args.output and args.output.lower().endswith(".zip"):
+        return True
+    if len(args.inputs) > 1:
+        return True
+    item = Path(args.inputs[0])
+    return item.is_dir() or item.suffix.lower() == ".zip" or (not item.exists() and any(c in args.inputs[0] for c in "*?["))
+
+
+def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "workers": args.workers,
+        "threads_per_worker": args.threads,
+        "job_timeout": args.job_timeout,
+        "max_rss_mb": args.max_rss,
+        "recycle_after": args.recycle_after,
+        "isolate": args.isolate,
+        "accept_license": args.accept_license,
+    }
+
+
+def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
+    from .jobs.batch import Reporter, RichReporter, print_summary, run_batch
+
+    if args.output is None:
+        return _run_beside(args, options)
+    rich = sys.stderr.isatty() and not args.json and not args.no_progress
+    reporter = RichReporter(0) if rich else Reporter(0, json_lines=args.json)
+    try:
+        summary = run_batch(args.inputs, args.output, options, resume=args.resume,
+                            engine_kwargs=engine_kwargs(args), reporter=reporter)
+    except AlphacutError as err:
+        print(f"alphacut: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("alphacut: stopped", file=sys.stderr)
+        return 130
+    print_summary(summary)
+    return summary.exit_code
+
+
+def _run_beside(args: argparse.Namespace, options: Options) -> int:
+    """Many inputs, no -o: each cutout beside its input, through the engine (no manifest)."""
+    from .jobs.engine import JobEngine
+
+    try:
+        tasks = plan_tasks(args, options.format)
+    except AlphacutError as err:
+        print(f"alphacut: error: {err}", file=sys.stderr)
+        return err.exit_code
+    failed = 0
+    try:
+        with JobEngine(args.model, **engine_kwargs(args)) as engine:
+            jobs = [engine.submit(t.source, name=t.name, options=options, output=t.output) for t in tasks]  # type: ignore[arg-type]
+            for job in jobs:
+                job = engine.wait(job.id)
+                rec = {"input": job.name, "status": job.stage.value, "output": job.output_path if job.ok else None,
+                       "code": job.error_code, "reason": job.reason}
+                if args.json:
+                    print(json.dumps(rec), flush=True)
+                elif job.ok:
+                    print(f"{job.name} → {job.output_path}", file=sys.stderr)
+                else:
+                    print(f"alphacut: error: {job.reason}", file=sys.stderr)
+                failed += not job.ok
+    except KeyboardInterrupt:
+        print("alphacut: stopped", file=sys.stderr)
+        return 130
+    if failed:
+        print(f"alphacut: {failed} of {len(tasks)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if _is_batch(args):
+        try:
+            options = options_from_args(args, args.format or "png")
+        except AlphacutError as err:
+            print(f"alphacut: error: {err}", file=sys.stderr)
+            return err.exit_code
+        return run_batch_cli(args, options)
     try:
         fmt = _format_for(args)
         options = options_from_args(args, fmt)
