@@ -121,3 +121,37 @@ class VerificationError(OutputError):
 class CancelledError(AlphacutError):
     exit_code = 130
     code = "cancelled"
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+
+class QueueFullError(AlphacutError):
+    """The job engine's bounded queue is full: try again later (the server answers 429/503)."""
+
+    exit_code = 75  # EX_TEMPFAIL
+    code = "queue-full"
+
+    def __init__(self, message: str = "the job queue is full; try again shortly", *,
+                 retry_after: float = 1.0, path: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.retry_after = retry_after
+
+
+class JobFailedError(AlphacutError):
+    """A job's worker died, hung or ran out of memory; the job failed alone."""
+
+    exit_code = 5
+    code = "worker"
+
+
+class WorkerCrashedError(JobFailedError):
+    code = "worker-crashed"
+
+
+class JobTimeoutError(JobFailedError):
+    code = "timeout"
+
+
+class MemoryLimitError(JobFailedError):
+    code = "memory-limit"

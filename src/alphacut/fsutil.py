@@ -18,6 +18,7 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot write here ({exc.strerror or exc})", path=path) from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get normal permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -38,3 +39,9 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -52,7 +52,6 @@ class Options:
     color: Literal["keep", "srgb"] = "keep"
     lossless: bool = True
     quality_level: int = 90
-    png_compress_level: int = 3
     max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
@@ -171,7 +170,6 @@ def compose(cutout: Cutout, options: Options | None = None) -> tuple[np.ndarray,
         bit_depth=depth,
         lossless=opts.lossless,
         quality=opts.quality_level,
-        png_compress_level=opts.png_compress_level,
         icc_profile=picture.icc_profile,
         exif=picture.exif,
     )

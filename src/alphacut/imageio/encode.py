@@ -7,8 +7,6 @@ The matte stays float32 until here. ``to_pixels`` is the one place it is quantis
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UsageError
+from .png import write_png
 
 OutputFormat = Literal["png", "webp", "avif", "tiff"]
 OUTPUT_FORMATS: tuple[str, ...] = ("png", "webp", "avif", "tiff")
@@ -31,8 +30,6 @@ class EncodeSettings:
     #: WebP/AVIF: lossless when True; otherwise ``quality`` (0-100) applies
     lossless: bool = True
     quality: int = 90
-    #: PNG zlib level: 1 is several times faster than 6 for a few percent more bytes
-    png_compress_level: int = 3
     icc_profile: bytes | None = None
     exif: bytes | None = None
 
@@ -75,6 +72,8 @@ def straight_rgba(foreground: np.ndarray, alpha: np.ndarray, bit_depth: int) -> 
 
 def encode_pixels(pixels: np.ndarray, settings: EncodeSettings) -> bytes:
     """Encode (H,W), (H,W,3) or (H,W,4) uint8/uint16 pixels in ``settings.format``."""
+    if settings.format == "png":
+        return write_png(pixels, icc_profile=settings.icc_profile, exif=settings.exif)
     if pixels.dtype == np.uint16:
         return _encode_16bit(pixels, settings)
     mode = {2: "L", 3: "RGB", 4: "RGBA"}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]]
@@ -86,9 +85,7 @@ def encode_pixels(pixels: np.ndarray, settings: EncodeSettings) -> bytes:
     if settings.exif:
         extra["exif"] = settings.exif
     fmt = settings.format
-    if fmt == "png":
-        img.save(buf, "PNG", compress_level=settings.png_compress_level, **extra)
-    elif fmt == "webp":
+    if fmt == "webp":
         if settings.lossless:
             # exact=True keeps RGB under fully transparent pixels (libwebp would otherwise zero it)
             img.save(buf, "WEBP", lossless=True, exact=True, quality=100, method=4, **extra)
@@ -105,42 +102,13 @@ def encode_pixels(pixels: np.ndarray, settings: EncodeSettings) -> bytes:
 
 
 def _encode_16bit(pixels: np.ndarray, settings: EncodeSettings) -> bytes:
-    """16-bit PNG/TIFF through OpenCV (Pillow cannot write 16-bit RGB/RGBA)."""
+    """16-bit TIFF through OpenCV (Pillow cannot write 16-bit RGB/RGBA)."""
     import cv2
 
     if pixels.ndim == 3:
         order = [2, 1, 0, 3][: pixels.shape[2]]
-        bgr = np.ascontiguousarray(pixels[:, :, order])
-    else:
-        bgr = pixels
-    if settings.format == "png":
-        ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, settings.png_compress_level])
-        if not ok:
-            raise RuntimeError("OpenCV could not encode the 16-bit PNG")
-        return _png_add_chunks(data.tobytes(), settings)
-    ok, data = cv2.imencode(".tif", bgr, [cv2.IMWRITE_TIFF_COMPRESSION, 8])
+        pixels = np.ascontiguousarray(pixels[:, :, order])
+    ok, data = cv2.imencode(".tif", pixels, [cv2.IMWRITE_TIFF_COMPRESSION, 8])
     if not ok:
         raise RuntimeError("OpenCV could not encode the 16-bit TIFF")
     return data.tobytes()
-
-
-def _png_add_chunks(png: bytes, settings: EncodeSettings) -> bytes:
-    """Insert iCCP and eXIf chunks after IHDR.
-
-    OpenCV writes no metadata and Pillow writes no 16-bit RGB(A), so the two chunks are added
-    here by hand; a PNG chunk is length + type + data + CRC32 (PNG spec, section 5.3).
-    """
-    chunks = b""
-    if settings.icc_profile:
-        chunks += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(settings.icc_profile))
-    if settings.exif:
-        exif = settings.exif[6:] if settings.exif.startswith(b"Exif\x00\x00") else settings.exif
-        chunks += _png_chunk(b"eXIf", exif)
-    if not chunks:
-        return png
-    ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR length+type, IHDR data, CRC
-    return png[:ihdr_end] + chunks + png[ihdr_end:]
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)

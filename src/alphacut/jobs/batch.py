@@ -1,0 +1,622 @@
+"""Batches: folders, globs, lists and ZIPs in; a folder or a ZIP out; a manifest; resume.
+
+- Output names mirror the inputs' relative paths (``shots/a/b.jpg`` → ``OUT/a/b.png``); two
+  inputs that would land on one name get distinct names (``b-2.png``), decided in input order.
+- ZIP member names and symlinks can never write outside the output: a member named with ``..``,
+  an absolute path, or a link, and a symlink that points out of its folder, fail as
+  ``unsafe-path`` and are never read.
+- ``manifest.jsonl`` (in the output folder; ``NAME.manifest.jsonl`` beside an output ZIP) gets one
+  JSON line per finished file: status, code and reason, stage timings, provider, output and
+  sha256. A failed file never stops the batch.
+- ``--resume`` reads the manifest and runs exactly the files without a verified output.
+- An output ZIP is valid after every file: each finished file is appended and the central
+  directory rewritten, so a stopped batch leaves a ZIP of every file finished so far.
+- Exit status: 0 every file done; 1 some files failed (the summary lists them and why);
+  130 stopped by Ctrl-C (run again with ``--resume``).
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import hashlib
+import json
+import os
+import queue
+import signal
+import stat
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+from ..errors import AlphacutError, QueueFullError, UsageError
+from ..fsutil import atomic_write, same_file
+from ..imageio.encode import EXTENSIONS
+from ..imageio.sniff import SNIFF_BYTES, sniff
+from .state import Job, JobEvent, Stage
+
+#: file name endings taken as images even when their bytes say otherwise (so a corrupt or empty
+#: ``.png`` is reported, not silently skipped); other files are taken when their bytes sniff
+IMAGE_SUFFIXES = frozenset(
+    ".png .jpg .jpeg .jpe .jfif .webp .avif .heic .heif .hif .tif .tiff .bmp .gif .dib".split()
+)
+MAX_MEMBER_BYTES = 1 << 30
+EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+@dataclass
+class BatchItem:
+    """One input of a batch and where its output goes."""
+
+    name: str  # what the user sees: a path, or ``archive.zip!member``
+    source_id: str  # stable identity for the manifest (absolute path / zip + member)
+    rel: str  # relative path inside its folder or archive (posix)
+    path: Path | None = None
+    archive: Path | None = None
+    member: str | None = None
+    output_rel: str = ""
+    problem: tuple[str, str] | None = None  # (code, reason): fails without being read
+
+
+@dataclass
+class BatchSummary:
+    total: int = 0
+    done: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    skipped_done: int = 0  # resumed: already finished before
+    interrupted: bool = False
+    not_run: int = 0
+    manifest: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_SOME_FAILED if self.failed else EXIT_OK
+
+
+# --- collecting inputs ---------------------------------------------------------------------
+
+
+def _looks_like_image(path: Path) -> bool:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            sniff(fh.read(SNIFF_BYTES), name=path)
+        return True
+    except (AlphacutError, OSError):
+        return False
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _from_folder(root: Path, exclude: Path | None) -> list[BatchItem]:
+    items: list[BatchItem] = []
+    real_root = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        d = Path(dirpath)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".")
+                             and not (exclude is not None and (d / n).resolve() == exclude))
+        for fn in sorted(filenames):
+            if fn.startswith("."):
+                continue
+            p = d / fn
+            rel = p.relative_to(root).as_posix()
+            item = BatchItem(name=str(p), source_id=str(p.resolve() if not p.is_symlink() else p.absolute()),
+                             rel=rel, path=p)
+            if p.is_symlink():
+                target = p.resolve()
+                if not _inside(target, real_root):
+                    item.problem = ("unsafe-path", "a symbolic link that points outside the folder; not read")
+                    items.append(item)
+                    continue
+                if not target.is_file():
+                    continue
+            elif not p.is_file():
+                continue
+            if _looks_like_image(p):
+                items.append(item)
+    return items
+
+
+def safe_member_name(name: str) -> str | None:
+    """A ZIP member name as a safe relative posix path, or None when it tries to escape."""
+    n = name.replace("\\", "/")
+    if n.startswith("/") or (len(n) > 1 and n[1] == ":"):
+        return None
+    parts = [p for p in n.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        return None
+    return "/".join(parts)
+
+
+def _from_zip(path: Path) -> list[BatchItem]:
+    items: list[BatchItem] = []
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        return [BatchItem(name=str(path), source_id=str(path.resolve()), rel=path.name, path=path,
+                          problem=("corrupt", f"not a readable ZIP archive ({exc})"))]
+    with zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            base = PurePosixPath(info.filename.replace("\\", "/")).name
+            if base.startswith(".") or info.filename.startswith("__MACOSX/"):
+                continue
+            safe = safe_member_name(info.filename)
+            item = BatchItem(name=f"{path}!{info.filename}", source_id=f"{path.resolve()}!{info.filename}",
+                             rel=safe or base, archive=path, member=info.filename)
+            mode = info.external_attr >> 16
+            if safe is None:
+                item.problem = ("unsafe-path", "a member name that points outside the archive; not read")
+            elif stat.S_ISLNK(mode):
+                item.problem = ("unsafe-path", "a symbolic link inside the archive; not read")
+            elif info.file_size > MAX_MEMBER_BYTES:
+                item.problem = ("too-large", f"{info.file_size} bytes uncompressed; refused")
+            elif PurePosixPath(safe).suffix.lower() not in IMAGE_SUFFIXES:
+                try:
+                    with zf.open(info) as fh:
+                        sniff(fh.read(SNIFF_BYTES), name=info.filename)
+                except (AlphacutError, OSError, zipfile.BadZipFile, RuntimeError):
+                    continue
+            items.append(item)
+    return items
+
+
+def collect_inputs(inputs: list[str], *, exclude: Path | None = None) -> list[BatchItem]:
+    """Folders (recursive), globs, ZIP archives and files → batch items, in a stable order."""
+    items: list[BatchItem] = []
+    exclude = exclude.resolve() if exclude is not None else None
+    for arg in inputs:
+        p = Path(arg)
+        if p.is_dir():
+            items += _from_folder(p, exclude)
+        elif p.is_file() and zipfile.is_zipfile(p) and p.suffix.lower() == ".zip":
+            items += _from_zip(p)
+        elif p.exists() or p.is_symlink():
+            items.append(BatchItem(name=str(p), source_id=str(p.resolve()), rel=p.name, path=p))
+        elif globmod.has_magic(arg):
+            base = Path(arg.split("*")[0].split("?")[0].split("[")[0] or ".")
+            base = base if arg.split("*")[0].endswith(("/", os.sep)) else base.parent
+            for m in sorted(globmod.glob(arg, recursive=True)):
+                mp = Path(m)
+                if mp.is_file() and _looks_like_image(mp):
+                    try:
+                        rel = mp.relative_to(base).as_posix()
+                    except ValueError:
+                        rel = mp.name
+                    items.append(BatchItem(name=m, source_id=str(mp.resolve()), rel=rel, path=mp))
+        else:
+            items.append(BatchItem(name=arg, source_id=str(p.absolute()), rel=p.name, path=p,
+                                   problem=("not-found", "no such file")))
+    return items
+
+
+def assign_outputs(items: list[BatchItem], ext: str, taken: dict[str, str] | None = None) -> None:
+    """Give every item a distinct output name that mirrors its relative path.
+
+    ``taken`` maps source ids to names decided before (a resumed batch keeps its names).
+    Names are compared case-insensitively (so they stay distinct on macOS and Windows too).
+    """
+    taken = dict(taken or {})
+    used = {v.casefold() for v in taken.values()}
+    for item in items:
+        if item.source_id in taken:
+            item.output_rel = taken[item.source_id]
+            continue
+        base = PurePosixPath(item.rel).with_suffix(ext) if PurePosixPath(item.rel).suffix else PurePosixPath(item.rel + ext)
+        cand, n = str(base), 2
+        while cand.casefold() in used:
+            cand = str(base.with_name(f"{base.stem}-{n}{base.suffix}"))
+            n += 1
+        used.add(cand.casefold())
+        item.output_rel = cand
+        taken[item.source_id] = cand
+
+
+# --- manifest ------------------------------------------------------------------------------
+
+
+def manifest_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".manifest.jsonl") if output.suffix.lower() == ".zip" else output / "manifest.jsonl"
+
+
+def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
+    """source id → the last record for it (a torn last line from a hard stop is ignored)."""
+    records: dict[str, dict[str, Any]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return records
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and "source" in rec:
+            records[rec["source"]] = rec
+    return records
+
+
+class _Manifest:
+    def __init__(self, path: Path, *, fresh: bool) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            atomic_write(path, b"")
+        self.fh = open(path, "ab")
+
+    def write(self, rec: dict[str, Any]) -> None:
+        self.fh.write((json.dumps(rec, ensure_ascii=False) + "\n").encode())
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+# --- output sinks --------------------------------------------------------------------------
+
+
+class _FolderSink:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def target(self, item: BatchItem) -> Path:
+        return self.root / item.output_rel
+
+    def has(self, rec: dict[str, Any]) -> bool:
+        p = self.root / rec.get("output_rel", "\0")
+        try:
+            return hashlib.sha256(p.read_bytes()).hexdigest() == rec.get("sha256")
+        except OSError:
+            return False
+
+    def finish(self, item: BatchItem, job: Job) -> str:
+        return str(self.root / item.output_rel)
+
+    def discard(self, job: Job) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _ZipSink:
+    """Appends each finished file to the ZIP; the central directory is rewritten every time."""
+
+    def __init__(self, path: Path, *, fresh: bool) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not fresh and path.exists():
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    zf.testzip()
+            except (zipfile.BadZipFile, OSError):  # a hard stop mid-append: keep it aside, start over
+                os.replace(path, path.with_name(f"{path.name}.broken-{int(time.time())}"))
+                fresh = True
+        if fresh or not path.exists():
+            tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
+            with zipfile.ZipFile(tmp, "w"):
+                pass
+            tmp.close()
+            os.replace(tmp.name, path)
+        with zipfile.ZipFile(path) as zf:
+            self.members = {i.filename: i.file_size for i in zf.infolist()}
+        self.staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+
+    def target(self, item: BatchItem) -> Path:
+        return self.staging / item.output_rel
+
+    def has(self, rec: dict[str, Any]) -> bool:
+        return self.members.get(rec.get("output_rel", "\0")) == rec.get("bytes")
+
+    def finish(self, item: BatchItem, job: Job) -> str:
+        staged = Path(job.output_path or self.target(item))
+        data = staged.read_bytes()
+        with zipfile.ZipFile(self.path, "a", compression=zipfile.ZIP_STORED) as zf:
+            if item.output_rel in self.members:  # a resumed batch redoing a file: never duplicate
+                raise UsageError(f"{item.output_rel} is already in {self.path}")
+            info = zipfile.ZipInfo(item.output_rel, date_time=time.localtime()[:6])
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data, compress_type=zipfile.ZIP_STORED)
+        self.members[item.output_rel] = len(data)
+        staged.unlink(missing_ok=True)
+        return f"{self.path}!{item.output_rel}"
+
+    def discard(self, job: Job) -> None:
+        if job.output_path:
+            Path(job.output_path).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+class Reporter:
+    """Plain log lines (not a terminal, or ``--json``) — the rich one draws bars instead."""
+
+    def __init__(self, total: int, stream: Any = None, *, json_lines: bool = False) -> None:
+        import sys
+
+        self.total = total
+        self.count = 0
+        self.stream = stream or sys.stderr
+        self.json_lines = json_lines
+
+    def start(self) -> None:
+        pass
+
+    def event(self, ev: JobEvent) -> None:
+        pass
+
+    def finished(self, rec: dict[str, Any]) -> None:
+        import sys
+
+        self.count += 1
+        if self.json_lines:
+            print(json.dumps(rec, ensure_ascii=False), file=sys.stdout, flush=True)
+            return
+        if rec["status"] == "done":
+            line = f"[{self.count}/{self.total}] done   {rec['input']} → {rec['output']} ({rec.get('seconds', 0):.1f} s)"
+        else:
+            line = f"[{self.count}/{self.total}] {rec['status']:<6} {rec.get('reason') or rec['input']}"
+        print(line, file=self.stream, flush=True)
+
+    def stop(self) -> None:
+        pass
+
+
+class RichReporter(Reporter):
+    """Two bars on a terminal: the whole batch (files, rate, ETA) and the file being worked on."""
+
+    def __init__(self, total: int, stream: Any = None) -> None:
+        super().__init__(total, stream)
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.console = Console(file=self.stream)
+        self.progress = Progress(
+            TextColumn("{task.description}", justify="left"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self.console, transient=False, refresh_per_second=8,
+        )
+        self.overall = self.progress.add_task("batch", total=total, rate="")
+        self.current = self.progress.add_task("", total=1.0, rate="")
+        self.t0 = time.monotonic()
+        self._stages = {s: i for i, s in enumerate(("decoding", "inferring", "refining", "encoding", "verifying"))}
+
+    def start(self) -> None:
+        self.progress.start()
+
+    def event(self, ev: JobEvent) -> None:
+        idx = self._stages.get(ev.stage.value)
+        if idx is None:
+            return
+        frac = (idx + ev.progress) / len(self._stages)
+        name = ev.job.get("name", "")
+        short = name if len(name) <= 40 else "…" + name[-39:]
+        self.progress.update(self.current, completed=frac, description=f"{short} [{ev.stage.value}]")
+
+    def finished(self, rec: dict[str, Any]) -> None:
+        self.count += 1
+        mins = max(1e-6, (time.monotonic() - self.t0) / 60)
+        self.progress.update(self.overall, advance=1, rate=f"{self.count / mins:.1f}/min")
+        if rec["status"] != "done":
+            self.progress.console.print(f"[red]{rec['status']}[/red] {rec.get('reason') or rec['input']}", markup=True, highlight=False)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+def _record(item: BatchItem, status: str, *, job: Job | None = None, code: str | None = None,
+            reason: str | None = None, output: str | None = None) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "input": item.name,
+        "source": item.source_id,
+        "status": status,
+        "output": output,
+        "output_rel": item.output_rel,
+        "code": code,
+        "reason": reason,
+        "time": time.time(),
+    }
+    if job is not None:
+        rec.update(
+            job_id=job.id,
+            provider=job.provider,
+            warnings=job.warnings,
+            timings={k: round(v, 4) for k, v in job.timings.items()},
+            sha256=job.output_sha256,
+            bytes=job.output_bytes,
+            attempts=job.attempts,
+            seconds=round((job.finished or time.time()) - (job.started or job.created), 3),
+        )
+    return rec
+
+
+def run_batch(
+    inputs: list[str],
+    output: str | Path,
+    options: Any,
+    *,
+    resume: bool = False,
+    engine: Any = None,
+    engine_kwargs: dict[str, Any] | None = None,
+    reporter: Reporter | None = None,
+    stop: threading.Event | None = None,
+    handle_sigint: bool = True,
+) -> BatchSummary:
+    """Run a whole batch through the job engine; see the module docstring for the rules."""
+    from .engine import JobEngine
+
+    t0 = time.monotonic()
+    output = Path(output)
+    to_zip = output.suffix.lower() == ".zip"
+    ext = EXTENSIONS[options.format]
+    mpath = manifest_path(output)
+    previous = read_manifest(mpath) if resume else {}
+    items = collect_inputs(inputs, exclude=None if to_zip else output)
+    if to_zip:
+        items = [i for i in items if not (i.path is not None and same_file(i.path, output))]
+    if not items:
+        raise UsageError("no images found in the given inputs")
+    assign_outputs(items, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")})
+
+    sink: Any = _ZipSink(output, fresh=not resume) if to_zip else _FolderSink(output)
+    manifest = _Manifest(mpath, fresh=not resume)
+    summary = BatchSummary(total=len(items), manifest=mpath)
+    todo: list[BatchItem] = []
+    for item in items:
+        rec = previous.get(item.source_id)
+        if rec and rec.get("status") == "done" and sink.has(rec):
+            summary.skipped_done += 1
+            summary.done += 1
+        else:
+            todo.append(item)
+    reporter = reporter or Reporter(len(todo))
+    reporter.total = len(todo)
+
+    stop = stop or threading.Event()
+    old_handler = None
+    if handle_sigint and threading.current_thread() is threading.main_thread():
+        def on_sigint(signum: int, frame: Any) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            stop.set()
+
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+
+    own_engine = engine is None
+    events: queue.Queue[JobEvent] = queue.Queue()
+    live: dict[str, BatchItem] = {}
+    open_zips: dict[Path, zipfile.ZipFile] = {}
+    reporter.start()
+    try:
+        if own_engine:
+            engine = JobEngine(options.model, **(engine_kwargs or {}))
+        unsubscribe = engine.subscribe(events.put)
+        window = max(4, 2 * engine.workers * engine.slots)
+        pending = list(reversed(todo))
+
+        def finish(item: BatchItem, rec: dict[str, Any]) -> None:
+            manifest.write(rec)
+            reporter.finished(rec)
+            if rec["status"] == "done":
+                summary.done += 1
+            elif rec["status"] == "cancelled":
+                summary.not_run += 1
+            else:
+                summary.failed.append(rec)
+
+        while (pending or live) and not stop.is_set():
+            while pending and len(live) < window and not stop.is_set():
+                item = pending[-1]
+                if item.problem is not None:
+                    pending.pop()
+                    finish(item, _record(item, "failed", code=item.problem[0],
+                                         reason=f"{item.name}: {item.problem[1]}"))
+                    continue
+                try:
+                    if item.archive is not None:
+                        zf = open_zips.get(item.archive) or open_zips.setdefault(item.archive, zipfile.ZipFile(item.archive))
+                        src: Any = zf.read(item.member)  # type: ignore[arg-type]
+                        input_path = None
+                    else:
+                        src, input_path = item.path, item.path
+                    job = engine.submit(src, name=item.name, options=options, output=sink.target(item))
+                except QueueFullError:
+                    break
+                except (OSError, zipfile.BadZipFile, RuntimeError) as exc:
+                    pending.pop()
+                    finish(item, _record(item, "failed", code="input", reason=f"{item.name}: cannot read ({exc})"))
+                    continue
+                del input_path
+                pending.pop()
+                live[job.id] = item
+            try:
+                ev = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            reporter.event(ev)
+            if ev.stage.final and ev.job_id in live:
+                item = live.pop(ev.job_id)
+                job = engine.get(ev.job_id)
+                if job.stage is Stage.DONE:
+                    try:
+                        where = sink.finish(item, job)
+                        rec = _record(item, "done", job=job, output=where)
+                    except (OSError, AlphacutError) as exc:
+                        rec = _record(item, "failed", job=job, code="output", reason=f"{item.name}: {exc}")
+                else:
+                    sink.discard(job)
+                    rec = _record(item, job.stage.value, job=job, code=job.error_code, reason=job.reason)
+                finish(item, rec)
+                engine.forget(job.id)
+        if stop.is_set():
+            summary.interrupted = True
+            engine.cancel_all()
+            deadline = time.monotonic() + 10
+            while live and time.monotonic() < deadline:
+                try:
+                    ev = events.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if ev.stage.final and ev.job_id in live:
+                    item = live.pop(ev.job_id)
+                    job = engine.get(ev.job_id)
+                    if job.stage is Stage.DONE:  # finished just before the stop: keep it
+                        finish(item, _record(item, "done", job=job, output=sink.finish(item, job)))
+                    else:
+                        sink.discard(job)
+                        finish(item, _record(item, "cancelled", job=job, code="cancelled",
+                                             reason=f"{item.name}: stopped before it finished"))
+            summary.not_run += len(pending) + len(live)
+        unsubscribe()
+    finally:
+        reporter.stop()
+        for zf in open_zips.values():
+            zf.close()
+        if own_engine and engine is not None:
+            engine.close()
+        manifest.close()
+        sink.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+    summary.seconds = time.monotonic() - t0
+    return summary
+
+
+def print_summary(summary: BatchSummary, stream: Any = None) -> None:
+    import sys
+
+    out = stream or sys.stderr
+    parts = [f"{summary.done} of {summary.total} done"]
+    if summary.skipped_done:
+        parts.append(f"{summary.skipped_done} already done before")
+    if summary.failed:
+        parts.append(f"{len(summary.failed)} failed")
+    if summary.interrupted:
+        parts.append(f"stopped with {summary.not_run} not processed (run again with --resume)")
+    print(f"alphacut: {', '.join(parts)} in {summary.seconds:.1f} s; manifest: {summary.manifest}", file=out)
+    for rec in summary.failed:
+        print(f"  failed: {rec.get('reason') or rec['input']} [{rec.get('code')}]", file=out)

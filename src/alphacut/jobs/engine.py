@@ -1,0 +1,699 @@
+"""The one job engine: a bounded queue feeding isolated worker processes.
+
+Everything — ``alphacut remove`` batches, the web server, library users with many images —
+runs images through ``JobEngine``; there is no second queue anywhere.
+
+Isolation and containment
+    Workers are separate ``spawn`` processes, each with a loaded model session. The engine's
+    supervisor thread watches every worker's pipe and process sentinel. A worker that dies
+    (segfault, ``os._exit``, SIGKILL / the kernel's OOM killer), a job that stays active past
+    ``job_timeout`` seconds, or a worker above ``max_rss_mb`` ends that worker; the job to blame
+    fails with a plain reason and every other job it held goes back to the front of the queue.
+    When several jobs were active in the dying worker (pipelining) and the blame is unclear,
+    each of them is retried once *alone* on a fresh worker; one that kills its worker again
+    fails. Workers are recycled after ``recycle_after`` jobs or above ``recycle_rss_mb``;
+    ``isolate="job"`` gives every job a fresh process.
+
+Overlap
+    Each worker runs a three-thread pipeline (decode | model + matte | encode + verify + write)
+    over up to three jobs at once, so decoding and encoding of one image overlap inference of
+    another inside one process. Worker count and ORT threads per worker are chosen from the
+    machine (``default_layout``) and can be overridden.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from ..errors import (
+    AlphacutError,
+    JobTimeoutError,
+    MemoryLimitError,
+    QueueFullError,
+    UsageError,
+    WorkerCrashedError,
+)
+from ..imageio.encode import EXTENSIONS
+from ..models.session import physical_cores
+from .state import Job, JobEvent, Stage, transition
+from .worker import worker_main
+
+Subscriber = Callable[[JobEvent], None]
+Isolate = Literal["worker", "job"]
+
+_SIGNALS = {int(s): s.name for s in signal.Signals}
+
+
+def default_layout(cores: int | None = None) -> tuple[int, int]:
+    """(workers, ORT threads per worker) for this machine.
+
+    Up to 4 physical cores: one pipelined worker whose session uses every core (its decode and
+    encode threads fill the gaps inference leaves; a second model copy costs memory). Above
+    that, workers of about four cores each. NOT YET MEASURED against 2 workers x 1 thread on
+    the 2-core machine: bench/batch.py --workers/--threads is the way to settle it.
+    """
+    cores = cores or physical_cores()
+    if cores <= 4:
+        return 1, cores
+    workers = max(1, cores // 4)
+    return workers, max(1, cores // workers)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process in MiB (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "the worker process stopped responding"
+    if code < 0:
+        name = _SIGNALS.get(-code, f"signal {-code}")
+        if -code == signal.SIGKILL:
+            return "the worker process was killed (SIGKILL; out of memory?)"
+        if -code == signal.SIGSEGV:
+            return "the worker process crashed (SIGSEGV, a segmentation fault)"
+        return f"the worker process was killed by {name}"
+    return f"the worker process exited unexpectedly (status {code})"
+
+
+@dataclass
+class _WorkerHandle:
+    index: int
+    process: Any
+    conn: Any
+    ready: bool = False
+    pid: int = 0
+    provider: str = ""
+    warnings: list[str] = field(default_factory=list)
+    inflight: list[str] = field(default_factory=list)
+    assigned: int = 0
+    completed: int = 0
+    retiring: bool = False
+    exclusive: bool = False
+    #: set when the engine itself ends the worker: (reason, error class, blamed job id or None)
+    kill: tuple[str, type[AlphacutError], str | None] | None = None
+    stop_sent: bool = False
+    started: float = field(default_factory=time.monotonic)
+    dead: bool = False
+
+
+class JobEngine:
+    """Runs jobs on isolated worker processes. Thread-safe; use as a context manager."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        workers: int | None = None,
+        threads_per_worker: int | None = None,
+        max_queue: int = 256,
+        job_timeout: float | None = 600.0,
+        max_rss_mb: float | None = None,
+        recycle_after: int | None = 200,
+        recycle_rss_mb: float | None = None,
+        isolate: Isolate = "worker",
+        artifacts_dir: str | Path | None = None,
+        pipelined: bool = True,
+        providers: list[str] | None = None,
+        model_path: str | Path | None = None,
+        accept_license: bool = False,
+    ) -> None:
+        from ..models.catalog import DEFAULT_MODEL, get_spec
+
+        if isolate not in ("worker", "job"):
+            raise UsageError(f"isolate must be 'worker' or 'job', not {isolate!r}")
+        self.model = get_spec(model or DEFAULT_MODEL).name
+        if model_path is None:
+            from ..models.store import ModelStore
+
+            model_path = ModelStore().ensure(self.model, accept_license=accept_license)
+        self.model_path = Path(model_path)
+        dw, dt = default_layout()
+        self.workers = max(1, workers or dw)
+        self.threads_per_worker = max(1, threads_per_worker or (dt if workers is None else max(1, physical_cores() // self.workers)))
+        self.max_queue = max_queue
+        self.job_timeout = job_timeout
+        self.max_rss_mb = max_rss_mb
+        self.isolate = isolate
+        self.recycle_after = 1 if isolate == "job" else recycle_after
+        self.recycle_rss_mb = recycle_rss_mb
+        self.pipelined = pipelined and isolate != "job"
+        self.slots = 3 if self.pipelined else 1
+        self.providers = providers
+        self._own_workdir = artifacts_dir is None
+        self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
+        self._workdir: Path | None = self.artifacts_dir
+        self._ctx = mp.get_context("spawn")
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._jobs: dict[str, Job] = {}
+        self._pending: collections.deque[str] = collections.deque()
+        self._workers: list[_WorkerHandle] = []
+        self._counter = itertools.count()
+        self._subscribers: list[Subscriber] = []
+        self._events: list[JobEvent] = []
+        self._closing = False
+        self._closed = False
+        self._broken: tuple[str, str] | None = None
+        self._startup_failures = 0
+        self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
+        self._thread = threading.Thread(target=self._loop, name="alphacut-engine", daemon=True)
+        self._thread.start()
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def submit(self, source: Path | str | bytes, *, name: str | None = None, options: Any = None,
+               output: Path | str | None = None) -> Job:
+        """Queue one image. Raises ``QueueFullError`` when ``max_queue`` jobs are waiting."""
+        from ..pipeline import Options
+
+        opts = options or Options(model=self.model)
+        if opts.model != self.model:
+            raise UsageError(f"this engine runs {self.model!r}, not {opts.model!r}")
+        is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+        if name is None:
+            name = "<bytes>" if is_bytes else Path(source).name  # type: ignore[arg-type]
+        with self._lock:
+            if self._closing:
+                raise UsageError("the job engine is closed")
+            if len(self._pending) >= self.max_queue:
+                raise QueueFullError(f"the job queue is full ({self.max_queue} waiting); try again shortly")
+            job = Job(name=name, options=opts)
+            job.input_path = None if is_bytes else str(source)
+            job.meta["source"] = bytes(source) if is_bytes else str(source)
+            job.output_path = str(output) if output is not None else str(self._default_output(job))
+            self._jobs[job.id] = job
+            if self._broken:
+                transition(job, Stage.FAILED, reason=f"{name}: {self._broken[1]}", code=self._broken[0])
+                self._finish_bookkeeping(job)
+            else:
+                self._pending.append(job.id)
+            self._emit(job, "queued" if not job.final else job.reason or "")
+        self._deliver()
+        self._wake()
+        return job
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job (a running one's worker is ended and replaced)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.final:
+                return False
+            self._cancel_locked(job)
+        self._deliver()
+        self._wake()
+        return True
+
+    def cancel_all(self) -> int:
+        with self._lock:
+            live = [j for j in self._jobs.values() if not j.final]
+            for job in live:
+                self._cancel_locked(job)
+        self._deliver()
+        self._wake()
+        return len(live)
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            try:
+                return self._jobs[job_id]
+            except KeyError:
+                raise KeyError(f"no job {job_id!r}") from None
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def forget(self, job_id: str) -> None:
+        """Drop a finished job from memory (its files stay)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and job.final:
+                del self._jobs[job_id]
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """``callback(event)`` for every job event, called on the engine's thread: keep it cheap."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            job = self.get(job_id)
+            while not job.final:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"job {job_id} not finished after {timeout} s")
+                self._cond.wait(left if left is not None else 1.0)
+            return job
+
+    def wait_all(self, timeout: float | None = None) -> list[Job]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while any(not j.final for j in self._jobs.values()):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError("jobs not finished in time")
+                self._cond.wait(left if left is not None else 1.0)
+            return list(self._jobs.values())
+
+    def stats(self) -> dict[str, Any]:
+        """What the capability panel shows: workers, their pids, provider, memory."""
+        with self._lock:
+            return {
+                "model": self.model,
+                "workers": self.workers,
+                "threads_per_worker": self.threads_per_worker,
+                "isolate": self.isolate,
+                "pipelined": self.pipelined,
+                "queued": len(self._pending),
+                "max_queue": self.max_queue,
+                "processes": [
+                    {"pid": w.pid, "ready": w.ready, "provider": w.provider, "warnings": list(w.warnings),
+                     "jobs": list(w.inflight), "completed": w.completed, "rss_mb": round(rss_mb(w.pid), 1)}
+                    for w in self._workers if not w.dead
+                ],
+            }
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [w.pid for w in self._workers if w.ready and not w.dead]
+
+    def close(self, *, cancel: bool = True, timeout: float = 10.0) -> None:
+        """Stop: cancel what is left (or wait for it with ``cancel=False``), then end the workers."""
+        if self._closed:
+            return
+        if not cancel:
+            try:
+                self.wait_all()
+            except KeyboardInterrupt:
+                pass
+        with self._lock:
+            self._closing = True
+            if cancel:
+                for job in [j for j in self._jobs.values() if not j.final]:
+                    self._cancel_locked(job)
+        self._deliver()
+        self._wake()
+        self._thread.join(timeout)
+        with self._lock:
+            for w in self._workers:
+                self._end_worker(w, graceful=True)
+            for w in self._workers:
+                w.process.join(timeout=max(0.1, timeout / 2))
+                if w.process.is_alive():
+                    w.process.kill()
+                    w.process.join(1.0)
+            self._workers.clear()
+            self._closed = True
+        if self._own_workdir and self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> "JobEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- loading artifacts ----------------------------------------------------------------------
+
+    def load_cutout(self, job: Job | str) -> Any:
+        from .artifacts import load_cutout
+
+        job = self.get(job) if isinstance(job, str) else job
+        if self.artifacts_dir is None:
+            raise UsageError("this engine keeps no artifacts (artifacts_dir is not set)")
+        return load_cutout(self.artifacts_dir / job.id, job.options)
+
+    # --- internals: bookkeeping (call with the lock held) ------------------------------------
+
+    def _default_output(self, job: Job) -> Path:
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="alphacut-jobs-"))
+        stem = re.sub(r"[^\w.-]+", "_", Path(job.name).stem)[:80] or "image"
+        return self._workdir / job.id / f"{stem}.{EXTENSIONS[job.options.format]}"
+
+    def _emit(self, job: Job, message: str = "") -> None:
+        self._events.append(JobEvent(job.id, job.stage, job.progress, message, time.time(), job.public()))
+        if job.final:
+            self._cond.notify_all()
+
+    def _deliver(self) -> None:
+        """Hand queued events to subscribers, outside the lock, in order."""
+        with self._lock:
+            events, self._events = self._events, []
+            subs = list(self._subscribers)
+        for ev in events:
+            for cb in subs:
+                try:
+                    cb(ev)
+                except Exception:  # noqa: BLE001 - a broken subscriber must not stop the engine
+                    pass
+
+    def _finish_bookkeeping(self, job: Job) -> None:
+        job.meta.pop("source", None)
+        job.meta.pop("active_since", None)
+        w = job.meta.pop("worker", None)
+        if w is not None and job.id in w.inflight:
+            w.inflight.remove(job.id)
+            if not w.inflight:
+                w.exclusive = False
+
+    def _cancel_locked(self, job: Job) -> None:
+        w: _WorkerHandle | None = job.meta.get("worker")
+        if job.id in self._pending:
+            self._pending.remove(job.id)
+        transition(job, Stage.CANCELLED, reason=f"{job.name}: cancelled", code="cancelled")
+        self._emit(job, "cancelled")
+        self._finish_bookkeeping(job)
+        if w is not None and not w.dead:
+            # a job inside a worker cannot be stopped politely in the middle of inference: end
+            # the worker; the supervisor requeues the other jobs it held and starts a new one
+            if w.kill is None:
+                w.kill = ("cancelled", WorkerCrashedError, None)
+            try:
+                w.process.kill()
+            except (OSError, ValueError):
+                pass
+
+    def _fail(self, job: Job, err: type[AlphacutError] | str, reason: str) -> None:
+        code = err if isinstance(err, str) else err.code
+        transition(job, Stage.FAILED, reason=reason, code=code)
+        self._emit(job, reason)
+        self._finish_bookkeeping(job)
+
+    def _requeue(self, job: Job, *, quarantine: bool = False) -> None:
+        job.meta.pop("worker", None)
+        job.meta.pop("active_since", None)
+        job.meta["active_total"] = 0.0
+        if quarantine:
+            job.meta["quarantine"] = True
+        transition(job, Stage.QUEUED)
+        self._pending.appendleft(job.id)
+        self._emit(job, "requeued")
+
+    # --- internals: workers -------------------------------------------------------------------
+
+    def _spawn(self) -> _WorkerHandle:
+        parent, child = self._ctx.Pipe(duplex=True)
+        cfg = {
+            "model": self.model,
+            "model_path": str(self.model_path),
+            "threads": self.threads_per_worker,
+            "providers": self.providers,
+            "artifacts_dir": str(self.artifacts_dir) if self.artifacts_dir is not None else None,
+            "pipelined": self.pipelined,
+        }
+        proc = self._ctx.Process(target=worker_main, args=(child, cfg), name="alphacut-worker", daemon=True)
+        proc.start()
+        child.close()
+        w = _WorkerHandle(next(self._counter), proc, parent, pid=proc.pid or 0)
+        self._workers.append(w)
+        return w
+
+    def _end_worker(self, w: _WorkerHandle, *, graceful: bool) -> None:
+        if w.dead:
+            return
+        if graceful and not w.stop_sent:
+            w.stop_sent = True
+            try:
+                w.conn.send(("stop",))
+            except (OSError, ValueError):
+                pass
+        elif not graceful:
+            try:
+                w.process.kill()
+            except (OSError, ValueError):
+                pass
+
+    def _live(self) -> list[_WorkerHandle]:
+        return [w for w in self._workers if not w.dead and not w.retiring]
+
+    def _ensure_workers(self) -> None:
+        if self._closing or self._broken:
+            return
+        busy = bool(self._pending) or any(w.inflight for w in self._workers)
+        if not busy and not self._live():
+            return  # start lazily: no process until there is work
+        while len(self._live()) < self.workers:
+            self._spawn()
+
+    def _dispatch(self) -> None:
+        for w in self._live():
+            if not w.ready or w.exclusive:
+                continue
+            while self._pending and len(w.inflight) < self.slots and not w.retiring:
+                jid = self._pending[0]
+                job = self._jobs[jid]
+                if job.meta.get("quarantine"):
+                    if w.inflight:
+                        break
+                    w.exclusive = True
+                self._pending.popleft()
+                task = {
+                    "id": jid,
+                    "name": job.name,
+                    "source": job.meta["source"],
+                    "options": job.options,
+                    "output": job.output_path,
+                    "input_path": job.input_path,
+                }
+                try:
+                    w.conn.send(("job", task))
+                except (OSError, ValueError):
+                    self._pending.appendleft(jid)
+                    w.exclusive = False
+                    break
+                job.attempts += 1
+                job.meta["worker"] = w
+                job.meta["pid"] = w.pid
+                job.meta.setdefault("active_total", 0.0)
+                w.inflight.append(jid)
+                w.assigned += 1
+                if self.recycle_after and w.assigned >= self.recycle_after:
+                    w.retiring = True  # no more work for it; a replacement starts now
+                if w.exclusive:
+                    break
+
+    def _on_message(self, w: _WorkerHandle, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "ready":
+            w.ready, w.pid, w.provider, w.warnings = True, msg[1], msg[2], list(msg[3])
+            self._startup_failures = 0
+            return
+        if kind == "fatal":
+            self._broken = (msg[1], msg[2])
+            for jid in list(self._pending):
+                job = self._jobs[jid]
+                self._pending.remove(jid)
+                self._fail(job, msg[1], f"{job.name}: {msg[2]}")
+            return
+        job = self._jobs.get(msg[1])
+        if job is None or job.final or job.meta.get("worker") is not w:
+            return  # cancelled meanwhile, or a stale message
+        now = time.monotonic()
+        if kind == "stage":
+            stage, frac = Stage(msg[2]), float(msg[3])
+            if job.meta.get("active_since") is None:
+                job.meta["active_since"] = now
+            if stage is not job.stage:
+                transition(job, stage, frac)
+                self._emit(job, stage.value)
+            else:
+                transition(job, stage, frac)
+                self._emit(job, "")
+        elif kind == "wait":
+            t0 = job.meta.pop("active_since", None)
+            if t0 is not None:
+                job.meta["active_total"] = job.meta.get("active_total", 0.0) + now - t0
+            s0 = job.meta.pop("stage_t0", None)  # waiting for the next thread is not stage time
+            if s0 is not None and not job.final:
+                job.timings[job.stage.value] = job.timings.get(job.stage.value, 0.0) + now - s0
+        elif kind == "done":
+            res = msg[2]
+            job.output_path = res["output"]
+            job.output_sha256 = res["sha256"]
+            job.output_bytes = res["bytes"]
+            job.provider = res["provider"]
+            job.warnings = res["warnings"]
+            if job.stage is not Stage.VERIFYING:  # a job always passes through every stage
+                for st in (Stage.DECODING, Stage.INFERRING, Stage.REFINING, Stage.ENCODING, Stage.VERIFYING):
+                    if Stage(st) in _after(job.stage):
+                        transition(job, st)
+            transition(job, Stage.DONE)
+            for k, v in res["timings"].items():
+                job.timings[k] = v
+            self._emit(job, "done")
+            self._finish_bookkeeping(job)
+            w.completed += 1
+            self._maybe_retire(w)
+        elif kind == "failed":
+            reason = msg[3]
+            self._fail(job, msg[2], reason if job.name in reason else f"{job.name}: {reason}")
+            w.completed += 1
+            self._maybe_retire(w)
+
+    def _maybe_retire(self, w: _WorkerHandle) -> None:
+        if self.recycle_rss_mb and not w.retiring and rss_mb(w.pid) > self.recycle_rss_mb:
+            w.retiring = True
+        if w.retiring and not w.inflight:
+            self._end_worker(w, graceful=True)
+
+    def _on_death(self, w: _WorkerHandle) -> None:
+        w.dead = True
+        w.process.join(0.5)
+        try:
+            w.conn.close()
+        except OSError:
+            pass
+        jobs = [self._jobs[j] for j in list(w.inflight) if j in self._jobs and not self._jobs[j].final]
+        w.inflight.clear()
+        if not w.ready and w.kill is None and not w.stop_sent:
+            self._startup_failures += 1
+            if self._startup_failures >= 3:
+                self._broken = ("worker-crashed", f"the worker process cannot start ({describe_exit(w.process.exitcode)})")
+                for jid in list(self._pending):
+                    self._pending.remove(jid)
+                    job = self._jobs[jid]
+                    self._fail(job, "worker-crashed", f"{job.name}: {self._broken[1]}")
+        if not jobs:
+            return
+        if w.kill is not None:
+            reason, err, blamed = w.kill
+            for job in jobs:
+                if job.id == blamed:
+                    self._fail(job, err, reason)
+                else:
+                    self._requeue(job)
+            return
+        what = describe_exit(w.process.exitcode)
+        active = [j for j in jobs if j.meta.get("active_since") is not None] or jobs
+        if len(active) == 1 or any(j.meta.get("quarantine") for j in active):
+            for job in jobs:
+                if job in active:
+                    self._fail(job, WorkerCrashedError, f"{job.name}: {what} while {job.stage.value}")
+                else:
+                    self._requeue(job)
+        else:
+            for job in reversed(jobs):  # keep their order at the front of the queue
+                self._requeue(job, quarantine=job in active)
+
+    def _police(self) -> None:
+        """Timeouts and the hard memory limit."""
+        now = time.monotonic()
+        for w in self._workers:
+            if w.dead or w.kill is not None or not w.inflight:
+                continue
+            if self.job_timeout:
+                for jid in w.inflight:
+                    job = self._jobs[jid]
+                    t0 = job.meta.get("active_since")
+                    spent = job.meta.get("active_total", 0.0) + (now - t0 if t0 is not None else 0.0)
+                    if spent > self.job_timeout:
+                        w.kill = (f"{job.name}: no result after {self.job_timeout:g} s (stuck while "
+                                  f"{job.stage.value}); stopped", JobTimeoutError, jid)
+                        self._end_worker(w, graceful=False)
+                        break
+            if w.kill is None and self.max_rss_mb and w.pid:
+                used = rss_mb(w.pid)
+                if used > self.max_rss_mb:
+                    active = [j for j in w.inflight if self._jobs[j].meta.get("active_since") is not None]
+                    blamed = active[0] if len(active) == 1 else None
+                    name = self._jobs[blamed].name if blamed else "several images"
+                    w.kill = (f"{name}: used {used:.0f} MB, above the {self.max_rss_mb:g} MB memory limit; stopped",
+                              MemoryLimitError, blamed)
+                    if blamed is None:  # unclear: retry each alone, as for a crash
+                        w.kill = None
+                        w.process.kill()
+                        continue
+                    self._end_worker(w, graceful=False)
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send_bytes(b"x")
+        except (OSError, ValueError):
+            pass
+
+    def _loop(self) -> None:
+        last_police = 0.0
+        while True:
+            with self._lock:
+                if self._closing and not any(not j.final for j in self._jobs.values()):
+                    break
+                try:
+                    self._ensure_workers()
+                except Exception as exc:  # noqa: BLE001 - cannot start processes at all
+                    self._broken = ("worker-crashed", f"cannot start a worker process ({exc})")
+                    for jid in list(self._pending):
+                        self._pending.remove(jid)
+                        self._fail(self._jobs[jid], "worker-crashed", f"{self._jobs[jid].name}: {self._broken[1]}")
+                self._dispatch()
+                waitables: list[Any] = [self._wake_r]
+                for w in self._workers:
+                    if not w.dead:
+                        waitables += [w.conn, w.process.sentinel]
+            self._deliver()
+            try:
+                ready = mpc.wait(waitables, timeout=0.2)
+            except OSError:
+                ready = []
+            with self._lock:
+                if self._wake_r in ready:
+                    try:
+                        while self._wake_r.poll():
+                            self._wake_r.recv_bytes()
+                    except (EOFError, OSError):
+                        pass
+                for w in list(self._workers):
+                    if w.dead:
+                        continue
+                    if w.conn in ready or w.process.sentinel in ready:
+                        try:
+                            while w.conn.poll():
+                                self._on_message(w, w.conn.recv())
+                        except (EOFError, OSError):
+                            pass
+                        if w.process.sentinel in ready or not w.process.is_alive():
+                            try:  # anything it sent just before dying
+                                while w.conn.poll():
+                                    self._on_message(w, w.conn.recv())
+                            except (EOFError, OSError):
+                                pass
+                            self._on_death(w)
+                self._workers = [w for w in self._workers if not w.dead]
+                if time.monotonic() - last_police > 0.2:
+                    last_police = time.monotonic()
+                    self._police()
+            self._deliver()
+
+
+def _after(stage: Stage) -> tuple[Stage, ...]:
+    from .state import ORDER
+
+    return ORDER[ORDER.index(stage) + 1:] if stage in ORDER else ()
