@@ -1,8 +1,9 @@
 """Fixtures for the web-app tests: a real uvicorn server on 127.0.0.1 (in a thread) with the
 real u2netp model, and sample images.
 
-The job engine is the real one from ``alphacut.jobs`` when it is importable; until then the
-TEST-ONLY stand-in in ``engine_for_tests`` (threads, same interface) is used.
+The job engine is the real one (``alphacut.jobs.engine.JobEngine``, isolated worker processes).
+``ALPHACUT_TEST_ENGINE=threads`` swaps in the TEST-ONLY stand-in from ``engine_for_tests``
+(threads, same interface) to test the server apart from the engine.
 """
 
 from __future__ import annotations

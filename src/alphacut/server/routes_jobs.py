@@ -274,7 +274,7 @@ def get_matte(request: Request, job_id: str, bits: int = Query(8, description="8
     with es.lock:
         cutout = es.edited_cutout()
     opts = dataclasses.replace(cutout.options, format="png", mask_only=True, background=None, crop=False,
-                               bit_depth=bits, png_compress_level=1)
+                               bit_depth=bits)
     state.touch(job.id)
     return Response(pipeline.render(cutout, opts, name=job.name), media_type="image/png")
 
