@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
-# Set everything up, then run alphacut's main job.
+# Set everything up, then start the local web app (127.0.0.1, opens your browser).
+# Extra arguments go to `alphacut serve` (e.g. --no-browser, --port 8765).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-sample=tests/data/corpus/avif/libavif/kodim23_yuv420_8bpc.avif
-mkdir -p out
-.venv/bin/alphacut remove "$sample" -o out/sample-cutout.png "$@"
-echo "cutout written to $(pwd)/out/sample-cutout.png"
+exec .venv/bin/alphacut serve "$@"
