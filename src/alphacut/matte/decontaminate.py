@@ -1,0 +1,102 @@
+"""Decontamination: estimate the true foreground colour of semi-transparent edge pixels.
+
+A pixel on a soft edge was captured as ``I = a·F + (1 - a)·B``. Writing ``I`` with alpha ``a``
+leaves the old background ``B`` in the hair; we estimate ``F`` instead.
+
+Method: *blur-fusion* foreground estimation (Forte & Pitié, "Approximate Fast Foreground
+Colour Estimation", ICIP 2021), three passes of decreasing radius, then blended with the
+observed colour by ``sqrt(alpha)``: ``F = I + sqrt(a) · (F_bf - I)``. The matte we decontaminate
+with is a model's estimate; where it says "nearly transparent" the extrapolated colour is the
+least reliable, and keeping part of the observed colour there halves the damage of alpha errors
+(colour error on alphamatting-dev composites, IS-Net matte: 8.8 plain blur-fusion -> 6.3;
+U2-Netp: 7.9 -> 6.4; with the ground-truth alpha it costs nothing, 4.2 -> 4.3). It is a
+handful of box filters, so it is fast at any resolution, and it is processed in bounded
+tiles (with exact margins, box filters being local) that touch the edge band only.
+Measured on alphamatting-dev composites it beats pymatting's multi-level estimator
+(``estimate_foreground_ml``, what rembg ``-dc`` uses) on colour error; see bench/quality.py.
+
+Only pixels with ``0 < alpha < 1`` change; ``alpha == 0`` and ``alpha == 1`` keep their
+original values exactly, and the output keeps the input's dtype (uint8 or uint16).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["estimate_foreground", "blur_fusion"]
+
+#: blur-fusion radii in pixels at a reference long side of 1000 px (scaled with the image)
+RADII = (10, 3, 1)
+#: F = I + alpha**CONFIDENCE_POWER * (F_blur_fusion - I)
+CONFIDENCE_POWER = 0.5
+REFERENCE_SIDE = 1000
+#: tile side (output pixels) for large images
+TILE = 2048
+
+
+def _blur(x: np.ndarray, r: int) -> np.ndarray:
+    k = 2 * r + 1
+    return cv2.blur(x, (k, k), borderType=cv2.BORDER_REPLICATE)
+
+
+def blur_fusion(I: np.ndarray, a: np.ndarray, radii: tuple[int, ...] = RADII) -> np.ndarray:
+    """I float32 (h, w, 3) in 0..1, a float32 (h, w) in 0..1 -> F float32 (h, w, 3) in 0..1."""
+    a3 = a[..., None]
+    F = I
+    B = I
+    eps = np.float32(1e-5)
+    for r in radii:
+        ba = _blur(a, r)[..., None]
+        bF = _blur(F * a3, r) / (ba + eps)
+        bB = _blur(B * (1 - a3), r) / ((1 - ba) + eps)
+        F = bF + a3 * (I - a3 * bF - (1 - a3) * bB)
+        np.clip(F, 0.0, 1.0, out=F)
+        B = bB
+    return F
+
+
+def _scaled_radii(H: int, W: int) -> tuple[int, ...]:
+    s = max(H, W) / REFERENCE_SIDE
+    return tuple(max(1, int(round(r * max(s, 0.25)))) for r in RADII)
+
+
+def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """image uint8/uint16 (H,W,3), alpha float32 (H,W) 0..1 -> foreground colours, same
+    dtype/shape as image. Only the edge band changes (``0 < alpha < 1``); ``alpha == 0`` and
+    ``alpha == 1`` pixels keep the original values exactly."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3), got {image.shape}")
+    if alpha.shape != image.shape[:2]:
+        raise ValueError(f"alpha shape {alpha.shape} does not match image {image.shape[:2]}")
+    H, W = alpha.shape
+    out = image.copy()
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    radii = _scaled_radii(H, W)
+    margin = sum(radii) * 2 + 2
+
+    for y0 in range(0, H, TILE):
+        y1 = min(H, y0 + TILE)
+        for x0 in range(0, W, TILE):
+            x1 = min(W, x0 + TILE)
+            at = alpha[y0:y1, x0:x1]
+            band = (at > 0) & (at < 1)
+            if not band.any():
+                continue
+            # tile with margin, cropped further to the band's bounding box (+ margin)
+            ys, xs = np.nonzero(band)
+            by0 = max(0, y0 + int(ys.min()) - margin)
+            by1 = min(H, y0 + int(ys.max()) + 1 + margin)
+            bx0 = max(0, x0 + int(xs.min()) - margin)
+            bx1 = min(W, x0 + int(xs.max()) + 1 + margin)
+            I = image[by0:by1, bx0:bx1].astype(np.float32) * np.float32(1.0 / scale)
+            a = np.clip(alpha[by0:by1, bx0:bx1].astype(np.float32, copy=False), 0, 1)
+            F = blur_fusion(I, a, radii)
+            F -= I
+            F *= np.power(a, np.float32(CONFIDENCE_POWER))[..., None]
+            F += I
+            F = F[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
+            vals = np.round(F[band] * np.float32(scale)).astype(image.dtype)
+            sub = out[y0:y1, x0:x1]
+            sub[band] = vals
+    return out
