@@ -1,0 +1,137 @@
+"""Single-image speed and memory, side by side in one run: bare inference, alphacut, rembg.
+
+Each measurement runs in its own fresh process (so peak RSS is that process's own), the model is
+loaded before the clock starts, and the cases alternate round by round, because this machine is
+shared and noisy: read the medians and the ratios, not one absolute time.
+
+    .venv/bin/python bench/speed.py                      # isnet, 12 MP JPEG, 3 rounds
+    .venv/bin/python bench/speed.py --model u2netp --rounds 5 --image photo.jpg
+
+rembg (``pip install "rembg[cpu]"``) is measured on the same model file when importable
+(``dis_custom`` for isnet, ``u2netp`` for u2netp); otherwise its rows are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL = REPO.parent / "shared" / "eval"
+
+# Each case is a small program run as `python -c CODE MODEL IMAGE OUT`; it prints one JSON line.
+PRELUDE = """
+import json, resource, sys, time
+model, image, out = sys.argv[1], sys.argv[2], sys.argv[3]
+def report(seconds):
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+CASES = {
+    "bare inference": PRELUDE + """
+import numpy as np
+from alphacut.api import Remover, picture_from
+from alphacut.matte.predict import prepare_input
+r = Remover(model); s = r.session
+x = prepare_input(picture_from(image).rgb, r.spec)
+t = time.perf_counter(); s.run(x); report(time.perf_counter() - t)
+""",
+    "alphacut fast": PRELUDE + """
+from pathlib import Path
+from alphacut.api import Remover, Result, picture_from
+from alphacut.fsutil import atomic_write
+from alphacut.pipeline import Options
+r = Remover(model); r.session
+t = time.perf_counter()
+opts = Options(model=model)
+res = Result(r.process(picture_from(Path(image), options=opts), opts))
+atomic_write(out, res.encode("png"))
+report(time.perf_counter() - t)
+""",
+    "rembg": PRELUDE + """
+from rembg import new_session, remove
+from alphacut.models.store import ModelStore
+path = str(ModelStore().path(model))
+s = new_session("dis_custom", model_path=path) if model.startswith("isnet") else new_session(model)
+t = time.perf_counter()
+data = remove(open(image, "rb").read(), session=s)
+open(out, "wb").write(data)
+report(time.perf_counter() - t)
+""",
+}
+
+
+def default_image(tmp: Path) -> Path:
+    """A real 12 MP camera JPEG from the eval corpus, else a synthetic 12 MP photo."""
+    real = EVAL / "formats/jpeg_odd/libavif/dog_exif_extended_xmp_icc.jpg"
+    if real.exists():
+        return real
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    h, w = 3024, 4032
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([x / w * 255, y / h * 255, (x + y) / (w + h) * 255], -1)
+    disc = ((x - w / 2) ** 2 + (y - h / 2) ** 2 < (h / 3) ** 2)[..., None]
+    img = np.where(disc, 255 - img, img) + rng.normal(0, 6, (h, w, 3))
+    path = tmp / "synthetic-12mp.jpg"
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, quality=90)
+    return path
+
+
+def run_case(code: str, model: str, image: Path, out: Path) -> dict | None:
+    env_path = str(REPO / "src")
+    proc = subprocess.run([sys.executable, "-c", code, model, str(image), str(out)], capture_output=True,
+                          text=True, env={**__import__("os").environ, "PYTHONPATH": env_path}, timeout=1200)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-2000:])
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="isnet")
+    ap.add_argument("--image", type=Path, default=None)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    try:
+        import rembg  # noqa: F401
+        cases = list(CASES)
+    except ImportError:
+        print("rembg is not installed: its rows are skipped (pip install 'rembg[cpu]')")
+        cases = [c for c in CASES if c != "rembg"]
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        image = args.image or default_image(tmp)
+        from PIL import Image
+
+        with Image.open(image) as im:
+            mp = im.size[0] * im.size[1] / 1e6
+        print(f"image: {image.name} ({mp:.1f} MP), model: {args.model}, rounds: {args.rounds}")
+        results: dict[str, list[dict]] = {c: [] for c in cases}
+        for _ in range(args.rounds):
+            for case in cases:  # alternate so drift hits every case alike
+                r = run_case(CASES[case], args.model, image, tmp / f"{case.replace(' ', '_')}.png")
+                if r:
+                    results[case].append(r)
+    med = {c: statistics.median(r["seconds"] for r in rs) for c, rs in results.items() if rs}
+    rss = {c: max(r["peak_rss_mb"] for r in rs) for c, rs in results.items() if rs}
+    print(f"\n| case | median s | peak RSS MB | ×bare | ×rembg time | ×rembg RSS |")
+    print("|---|---|---|---|---|---|")
+    for c in med:
+        bare = med[c] / med["bare inference"] if "bare inference" in med else float("nan")
+        vs_t = med[c] / med["rembg"] if "rembg" in med else float("nan")
+        vs_m = rss[c] / rss["rembg"] if "rembg" in rss else float("nan")
+        print(f"| {c} | {med[c]:.2f} | {rss[c]:.0f} | {bare:.2f} | {vs_t:.2f} | {vs_m:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

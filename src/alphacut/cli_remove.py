@@ -1,0 +1,239 @@
+"""``alphacut remove``: files, folders and stdin in; verified cutouts out.
+
+Parsing and reporting only: every image goes through ``pipeline`` via ``Remover``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import ImageColor
+
+from .errors import AlphacutError, InputError, UsageError
+from .fsutil import atomic_write, same_file
+from .imageio.encode import EXTENSIONS, OUTPUT_FORMATS
+from .imageio.sniff import SNIFF_BYTES, sniff
+from .models.catalog import CATALOG, DEFAULT_MODEL
+from .pipeline import Options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "remove",
+        help="cut the background out of images",
+        description="Cut the background out of images. INPUT is a file, a folder or - (stdin).",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("-o", "--output", help="output file, folder, or - (stdout); default: beside each input")
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(CATALOG), help="default: %(default)s")
+    p.add_argument("--quality", default="fast", choices=["fast", "best"],
+                   help="fast: one model pass; best: adds alpha matting in the edge band")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, default=None, help="output format (default: png)")
+    p.add_argument("--bit-depth", type=int, choices=[8, 16], default=None,
+                   help="default: 16 for 16-bit inputs when the format allows, else 8")
+    p.add_argument("--mask-only", action="store_true", help="write the matte as a grayscale image")
+    p.add_argument("--bg", metavar="COLOR", help="composite over a colour (#rrggbb, a name, or r,g,b)")
+    p.add_argument("--crop", action="store_true", help="crop to the subject")
+    p.add_argument("--crop-margin", type=int, default=0, metavar="PX", help="margin around the crop")
+    p.add_argument("--no-decontaminate", dest="decontaminate", action="store_false",
+                   help="keep the original colours in the edge band")
+    p.add_argument("--clear-transparent", action="store_true",
+                   help="zero the colour of fully transparent pixels (smaller files)")
+    p.add_argument("--color", choices=["keep", "srgb"], default="keep",
+                   help="keep the input's ICC profile, or convert to sRGB")
+    p.add_argument("--lossy", action="store_true", help="WebP/AVIF: lossy colour at --output-quality")
+    p.add_argument("--output-quality", type=int, default=90, metavar="Q", help="0-100 for --lossy")
+    p.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (decompression bombs)")
+    p.add_argument("--accept-license", action="store_true", help="accept a non-commercial model licence")
+    p.add_argument("--threads", type=int, default=None, help="inference threads")
+    p.add_argument("--json", action="store_true", help="one JSON line per file on stdout")
+    p.set_defaults(func=run)
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """'#ff8800', 'white' or '255,136,0' → (r, g, b)."""
+    try:
+        if "," in text:
+            parts = tuple(int(v) for v in text.split(","))
+            if len(parts) != 3 or not all(0 <= v <= 255 for v in parts):
+                raise ValueError
+            return parts  # type: ignore[return-value]
+        return ImageColor.getrgb(text)[:3]
+    except ValueError:
+        raise UsageError(f"not a colour: {text!r} (use #rrggbb, a name like white, or r,g,b)") from None
+
+
+def options_from_args(args: argparse.Namespace, fmt: str) -> Options:
+    kwargs: dict[str, Any] = dict(
+        model=args.model,
+        quality=args.quality,
+        format=fmt,
+        bit_depth=args.bit_depth,
+        decontaminate=args.decontaminate,
+        clear_transparent=args.clear_transparent,
+        mask_only=args.mask_only,
+        background=parse_color(args.bg) if args.bg else None,
+        crop=args.crop,
+        crop_margin=args.crop_margin,
+        color=args.color,
+        lossless=not args.lossy,
+        quality_level=args.output_quality,
+    )
+    if args.max_pixels:
+        kwargs["max_pixels"] = args.max_pixels
+    return Options(**kwargs)
+
+
+@dataclass
+class Task:
+    """One input and where its output goes."""
+
+    source: Path | None  # None: stdin
+    output: Path | None  # None: stdout
+    name: str
+
+
+def _format_for(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    if args.output and args.output != "-":
+        ext = Path(args.output).suffix.lower().lstrip(".")
+        ext = {"tif": "tiff"}.get(ext, ext)
+        if ext in OUTPUT_FORMATS and len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir():
+            return ext
+    return "png"
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """Every file under ``folder`` whose first bytes are a supported image, sorted."""
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        try:
+            with open(path, "rb") as fh:
+                sniff(fh.read(SNIFF_BYTES), name=path)
+        except (AlphacutError, OSError):
+            continue
+        found.append(path)
+    return found
+
+
+def plan_tasks(args: argparse.Namespace, fmt: str) -> list[Task]:
+    """Expand folders and decide every output path; refuse to write over an input."""
+    ext = EXTENSIONS[fmt]
+    out = args.output
+    sources: list[tuple[Path | None, str | None]] = []  # (path, relative name inside a folder)
+    for item in args.inputs:
+        if item == "-":
+            sources.append((None, None))
+            continue
+        path = Path(item)
+        if path.is_dir():
+            for img in _images_in(path):
+                sources.append((img, str(img.relative_to(path))))
+        else:
+            sources.append((path, None))
+    many = len(sources) > 1 or any(rel is not None for _, rel in sources)
+    if out == "-" and many:
+        raise UsageError("-o - (stdout) takes exactly one input")
+    tasks: list[Task] = []
+    for src, rel in sources:
+        name = str(src) if src else "<stdin>"
+        if out == "-" or (src is None and out is None):
+            tasks.append(Task(src, None, name))
+            continue
+        if out is None:
+            target = src.with_name(f"{src.stem}.cutout{ext}")  # type: ignore[union-attr]
+        elif many or Path(out).is_dir():
+            base = Path(rel).with_suffix(ext) if rel else Path(f"{src.stem if src else 'stdin'}{ext}")
+            target = Path(out) / base
+        else:
+            target = Path(out)
+        if src is not None and same_file(src, target):
+            raise UsageError(f"the output would overwrite the input {src}; choose another -o")
+        tasks.append(Task(src, target, name))
+    return tasks
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        fmt = _format_for(args)
+        options = options_from_args(args, fmt)
+        tasks = plan_tasks(args, fmt)
+    except AlphacutError as err:
+        print(f"alphacut: error: {err}", file=sys.stderr)
+        return err.exit_code
+    if not tasks:
+        print("alphacut: error: no images found in the given inputs", file=sys.stderr)
+        return 3
+    from .api import Remover
+
+    remover = Remover(args.model, threads=args.threads, accept_license=args.accept_license,
+                      download_progress=_download_progress())
+    failures: list[AlphacutError] = []
+    for task in tasks:
+        started = time.perf_counter()
+        try:
+            written = _process(remover, task, options)
+            record = {"input": task.name, "output": str(written) if written else "-", "status": "done"}
+        except AlphacutError as err:
+            failures.append(err)
+            record = {"input": task.name, "status": "failed", "code": err.code, "reason": str(err)}
+            if not args.json:
+                print(f"alphacut: error: {err}", file=sys.stderr)
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        if args.json:
+            print(json.dumps(record), flush=True)
+        elif record["status"] == "done" and task.output is not None:
+            print(f"{task.name} → {record['output']} ({record['seconds']:.1f} s)", file=sys.stderr)
+    if not failures:
+        return 0
+    if len(tasks) == 1:
+        return failures[0].exit_code
+    print(f"alphacut: {len(failures)} of {len(tasks)} files failed", file=sys.stderr)
+    return 1
+
+
+def _process(remover: Any, task: Task, options: Options) -> Path | None:
+    from .api import Result, picture_from
+
+    if task.source is None:
+        data = sys.stdin.buffer.read()
+        picture = picture_from(data, name="<stdin>", options=options)
+    else:
+        if not task.source.exists():
+            raise InputError("no such file", path=task.source)
+        picture = picture_from(task.source, options=options)
+    result = Result(remover.process(picture, options))
+    data = result.encode()
+    if task.output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return None
+    return atomic_write(task.output, data)
+
+
+def _download_progress():
+    """A rich progress bar for a model download, shown only on a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int | None, label: str) -> None:
+        if "progress" not in state:
+            state["progress"] = Progress("[progress.description]{task.description}", BarColumn(),
+                                         DownloadColumn(), TransferSpeedColumn(), transient=True)
+            state["progress"].start()
+            state["task"] = state["progress"].add_task(label, total=total)
+        state["progress"].update(state["task"], completed=done, total=total, description=label)
+        if total is not None and done >= total:
+            state.pop("progress").stop()
+
+    return update

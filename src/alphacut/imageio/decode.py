@@ -1,0 +1,292 @@
+"""Turn image bytes into an upright ``Picture``: pixels, source alpha, ICC profile and EXIF.
+
+Pillow (with pillow-heif for HEIC/HEIF) does the decoding. OpenCV decodes 16-bit PNG and TIFF,
+because Pillow folds 48/64-bit RGB(A) down to 8 bits and we promise to keep 16-bit precision.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps
+
+from ..errors import (
+    CorruptImageError,
+    ImageTooLargeError,
+    InputError,
+    InputNotFoundError,
+    TruncatedImageError,
+    UnsupportedFormatError,
+)
+from .sniff import sniff
+
+try:  # pillow-heif registers a HEIF opener with Pillow; without it HEIC input is refused.
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HAVE_HEIF = True
+except ImportError:  # pragma: no cover - pillow-heif is a hard dependency
+    HAVE_HEIF = False
+
+#: default refusal limit for decompression bombs (pixels); the 200 MP phone photos must pass
+DEFAULT_MAX_PIXELS = 260_000_000
+
+_EXIF_ORIENTATION = 0x0112
+
+# We do our own pixel-limit check (with a clear error) before decoding.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass
+class Picture:
+    """Decoded, upright pixels and the metadata worth keeping for the output.
+
+    ``rgb`` is (H, W, 3) uint8 or uint16; ``alpha`` is the source's own transparency as float32
+    0..1, or None when the source is opaque.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    format: str = "png"
+    name: str = "<image>"
+    info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.rgb.dtype == np.uint16 else 8
+
+
+def read_input(src: str | Path | bytes, *, name: str | None = None) -> tuple[bytes, str]:
+    """Bytes and a display name for a path or bytes, with clear errors for missing files."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return bytes(src), name or "<bytes>"
+    path = Path(src)
+    try:
+        return path.read_bytes(), name or str(path)
+    except FileNotFoundError:
+        raise InputNotFoundError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not an image file", path=path) from None
+    except PermissionError:
+        raise InputError("permission denied", path=path) from None
+
+
+def decode(data: bytes, *, name: str = "<image>", max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
+    """Decode ``data`` into an upright Picture, or raise an InputError that names ``name``."""
+    fmt = sniff(data[:64], name=name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # e.g. "Corrupt EXIF data": EXIF is optional
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            _check_pixels(img.size, name, max_pixels)
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)  # first frame of animations and multi-page files
+            picture = _from_pillow(img, data, fmt, name)
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(f"refused as a decompression bomb: {exc}", path=name) from None
+    except OSError as exc:
+        text = str(exc)
+        if "truncated" in text.lower() or "end of file" in text.lower() or "premature" in text.lower():
+            raise TruncatedImageError(f"the {fmt.upper()} file is truncated ({text})", path=name) from None
+        raise CorruptImageError(f"the {fmt.upper()} file is corrupt or unreadable ({text})", path=name) from None
+    except (ValueError, SyntaxError, EOFError, RuntimeError, IndexError, KeyError, TypeError) as exc:
+        raise CorruptImageError(f"the {fmt.upper()} file is corrupt or unreadable ({exc})", path=name) from None
+    except MemoryError:
+        raise ImageTooLargeError("not enough memory to decode this image", path=name) from None
+    return picture
+
+
+def _check_pixels(size: tuple[int, int], name: str, max_pixels: int) -> None:
+    w, h = size
+    if w <= 0 or h <= 0:
+        raise CorruptImageError(f"the image declares an empty size {w}x{h}", path=name)
+    if w * h > max_pixels:
+        raise ImageTooLargeError(
+            f"{w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of {max_pixels / 1e6:.0f} "
+            "(raise it with --max-pixels if this is intended)",
+            path=name,
+        )
+
+
+def _from_pillow(img: Image.Image, data: bytes, fmt: str, name: str) -> Picture:
+    icc = img.info.get("icc_profile") or None
+    exif = _exif_without_orientation(img)
+    orientation = _orientation(img)
+
+    if fmt in ("png", "tiff") and _is_16bit(img, data, fmt):
+        rgb, alpha = _decode_16bit_cv2(data, name)
+        rgb, alpha = _orient_arrays(rgb, alpha, orientation)
+        return Picture(rgb, alpha, icc, exif, fmt, name)
+
+    if fmt == "heif":
+        depth = int(img.info.get("bit_depth", 8) or 8)
+        if depth > 8:
+            rgb, alpha = _decode_heif_high_depth(data)
+            # libheif already applied the container's rotation and mirroring
+            return Picture(rgb, alpha, icc, exif, fmt, name, {"bit_depth": depth})
+
+    img.load()
+    img = ImageOps.exif_transpose(img) or img
+    if img.mode == "CMYK":
+        img, icc = _cmyk_to_srgb(img, icc)
+    rgb, alpha = _pillow_to_arrays(img)
+    return Picture(rgb, alpha, icc, exif, fmt, name)
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the decode
+        return 1
+
+
+def _exif_without_orientation(img: Image.Image) -> bytes | None:
+    """EXIF to carry into the output, with orientation reset (pixels are already upright)."""
+    try:
+        exif = img.getexif()
+        if not exif:
+            return None
+        copy = Image.Exif()  # a copy: the image's own Exif must keep its orientation for exif_transpose
+        copy.load(exif.tobytes())
+        copy.pop(_EXIF_ORIENTATION, None)
+        return copy.tobytes()
+    except Exception:  # noqa: BLE001 - unreadable EXIF is dropped, never fatal
+        return None
+
+
+def _pillow_to_arrays(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        gray = np.asarray(img)
+        if mode == "I":
+            gray = np.clip(gray, 0, 65535)
+        gray16 = gray.astype(np.uint16)
+        return np.repeat(gray16[:, :, None], 3, axis=2), None
+    if mode == "F":
+        gray = np.clip(np.asarray(img), 0.0, 1.0) if np.asarray(img).max() <= 1.0 else np.asarray(img) / 255.0
+        gray16 = np.round(np.clip(gray, 0, 1) * 65535).astype(np.uint16)
+        return np.repeat(gray16[:, :, None], 3, axis=2), None
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+    img = img.convert("RGBA" if has_alpha else "RGB")
+    arr = np.asarray(img)
+    if not has_alpha:
+        return np.ascontiguousarray(arr), None
+    alpha = arr[:, :, 3]
+    rgb = np.ascontiguousarray(arr[:, :, :3])
+    if alpha.min() == 255:
+        return rgb, None
+    return rgb, alpha.astype(np.float32) / 255.0
+
+
+def _is_16bit(img: Image.Image, data: bytes, fmt: str) -> bool:
+    if fmt == "png":
+        return len(data) > 24 and data[24] == 16
+    bits = img.tag_v2.get(258) if hasattr(img, "tag_v2") else None  # BitsPerSample
+    if isinstance(bits, tuple):
+        return any(b == 16 for b in bits)
+    return bits == 16
+
+
+def _decode_16bit_cv2(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    if arr is None:
+        raise CorruptImageError("the 16-bit image could not be decoded", path=name)
+    if arr.dtype != np.uint16:
+        arr = arr.astype(np.uint16) * 257
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2), None
+    if arr.shape[2] == 2:  # gray + alpha
+        gray, a = arr[:, :, 0], arr[:, :, 1]
+        return np.repeat(gray[:, :, None], 3, axis=2), a.astype(np.float32) / 65535.0
+    if arr.shape[2] == 4:
+        rgb = np.ascontiguousarray(arr[:, :, 2::-1])
+        a = arr[:, :, 3]
+        return rgb, (None if a.min() == 65535 else a.astype(np.float32) / 65535.0)
+    return np.ascontiguousarray(arr[:, :, ::-1]), None
+
+
+def _orient_arrays(rgb: np.ndarray, alpha: np.ndarray | None, orientation: int):
+    """Apply an EXIF orientation (1-8) to arrays decoded outside Pillow."""
+    def fix(a: np.ndarray) -> np.ndarray:
+        if orientation == 2:
+            a = a[:, ::-1]
+        elif orientation == 3:
+            a = a[::-1, ::-1]
+        elif orientation == 4:
+            a = a[::-1]
+        elif orientation == 5:
+            a = np.swapaxes(a, 0, 1)
+        elif orientation == 6:
+            a = np.swapaxes(a, 0, 1)[:, ::-1]
+        elif orientation == 7:
+            a = np.swapaxes(a, 0, 1)[::-1, ::-1]
+        elif orientation == 8:
+            a = np.swapaxes(a, 0, 1)[::-1]
+        return np.ascontiguousarray(a)
+
+    if orientation in (0, 1):
+        return rgb, alpha
+    return fix(rgb), (fix(alpha) if alpha is not None else None)
+
+
+def _decode_heif_high_depth(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
+    heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
+    arr = np.asarray(heif)
+    if arr.dtype != np.uint16:
+        arr = arr.astype(np.uint16) * 257
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2), None
+    if arr.shape[2] == 4:
+        a = arr[:, :, 3]
+        return np.ascontiguousarray(arr[:, :, :3]), (None if a.min() == 65535 else a.astype(np.float32) / 65535.0)
+    if arr.shape[2] == 2:
+        return np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1].astype(np.float32) / 65535.0
+    return np.ascontiguousarray(arr), None
+
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+SRGB_ICC: bytes = _SRGB.tobytes()
+
+
+def _cmyk_to_srgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """CMYK is for print: convert through its profile (when it has one) to tagged sRGB."""
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(img, src, _SRGB, outputMode="RGB"), SRGB_ICC
+        except (ImageCms.PyCMSError, OSError):
+            pass
+    return img.convert("RGB"), None
+
+
+def to_srgb(picture: Picture) -> Picture:
+    """Convert pixels from the embedded ICC profile to sRGB and tag the result as sRGB."""
+    if not picture.icc_profile or picture.rgb.dtype != np.uint8:
+        # 16-bit ICC transforms are not supported by Pillow's LittleCMS binding; keep the profile.
+        return picture
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(picture.icc_profile))
+        img = ImageCms.profileToProfile(Image.fromarray(picture.rgb), src, _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError):
+        return picture
+    return Picture(np.asarray(img), picture.alpha, SRGB_ICC, picture.exif, picture.format, picture.name, picture.info)
+

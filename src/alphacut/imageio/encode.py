@@ -1,0 +1,146 @@
+"""Encoders for the final pixels: straight (never premultiplied) alpha in every format.
+
+The matte stays float32 until here. ``to_pixels`` is the one place it is quantised:
+``round(alpha * 255)`` for 8-bit, ``round(alpha * 65535)`` for 16-bit.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from ..errors import UsageError
+
+OutputFormat = Literal["png", "webp", "avif", "tiff"]
+OUTPUT_FORMATS: tuple[str, ...] = ("png", "webp", "avif", "tiff")
+#: formats that carry 16 bits per channel
+SIXTEEN_BIT_FORMATS = ("png", "tiff")
+EXTENSIONS = {"png": ".png", "webp": ".webp", "avif": ".avif", "tiff": ".tif"}
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    format: str = "png"
+    bit_depth: int = 8
+    #: WebP/AVIF: lossless when True; otherwise ``quality`` (0-100) applies
+    lossless: bool = True
+    quality: int = 90
+    #: PNG zlib level: 1 is several times faster than 6 for a few percent more bytes
+    png_compress_level: int = 3
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in OUTPUT_FORMATS:
+            raise UsageError(f"unknown output format {self.format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+        if self.bit_depth not in (8, 16):
+            raise UsageError("bit depth must be 8 or 16")
+        if self.bit_depth == 16 and self.format not in SIXTEEN_BIT_FORMATS:
+            raise UsageError(f"{self.format.upper()} output is 8-bit only; use PNG or TIFF for 16-bit")
+
+
+def quantize(values: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float 0..1 → uint8/uint16 by rounding (never truncation, never thresholding)."""
+    top = np.float32(65535.0 if bit_depth == 16 else 255.0)
+    scaled = values * top  # float32 in, one float32 temporary
+    np.clip(scaled, 0.0, top, out=scaled)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint16 if bit_depth == 16 else np.uint8)
+
+
+def convert_depth(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Colour pixels at the requested depth (16→8 rounds; 8→16 scales by 257, exact)."""
+    if bit_depth == 16:
+        return rgb if rgb.dtype == np.uint16 else rgb.astype(np.uint16) * 257
+    if rgb.dtype == np.uint8:
+        return rgb
+    return ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def straight_rgba(foreground: np.ndarray, alpha: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Stack colour and quantised alpha: colour is **not** multiplied by alpha."""
+    rgb = convert_depth(foreground, bit_depth)
+    a = quantize(alpha, bit_depth)
+    out = np.empty(rgb.shape[:2] + (4,), rgb.dtype)
+    out[:, :, :3] = rgb
+    out[:, :, 3] = a
+    return out
+
+
+def encode_pixels(pixels: np.ndarray, settings: EncodeSettings) -> bytes:
+    """Encode (H,W), (H,W,3) or (H,W,4) uint8/uint16 pixels in ``settings.format``."""
+    if pixels.dtype == np.uint16:
+        return _encode_16bit(pixels, settings)
+    mode = {2: "L", 3: "RGB", 4: "RGBA"}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]]
+    img = Image.fromarray(pixels, mode)
+    buf = io.BytesIO()
+    extra: dict[str, object] = {}
+    if settings.icc_profile and mode != "L":
+        extra["icc_profile"] = settings.icc_profile
+    if settings.exif:
+        extra["exif"] = settings.exif
+    fmt = settings.format
+    if fmt == "png":
+        img.save(buf, "PNG", compress_level=settings.png_compress_level, **extra)
+    elif fmt == "webp":
+        if settings.lossless:
+            # exact=True keeps RGB under fully transparent pixels (libwebp would otherwise zero it)
+            img.save(buf, "WEBP", lossless=True, exact=True, quality=100, method=4, **extra)
+        else:
+            img.save(buf, "WEBP", quality=settings.quality, exact=True, alpha_quality=100, method=4, **extra)
+    elif fmt == "avif":
+        quality = 100 if settings.lossless else settings.quality
+        img.save(buf, "AVIF", quality=quality, subsampling="4:4:4", speed=8, **extra)
+    elif fmt == "tiff":
+        # libtiff rejects Pillow's EXIF IFD offsets in classic TIFF; the ICC profile is kept
+        extra.pop("exif", None)
+        img.save(buf, "TIFF", compression="tiff_adobe_deflate", **extra)
+    return buf.getvalue()
+
+
+def _encode_16bit(pixels: np.ndarray, settings: EncodeSettings) -> bytes:
+    """16-bit PNG/TIFF through OpenCV (Pillow cannot write 16-bit RGB/RGBA)."""
+    import cv2
+
+    if pixels.ndim == 3:
+        order = [2, 1, 0, 3][: pixels.shape[2]]
+        bgr = np.ascontiguousarray(pixels[:, :, order])
+    else:
+        bgr = pixels
+    if settings.format == "png":
+        ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, settings.png_compress_level])
+        if not ok:
+            raise RuntimeError("OpenCV could not encode the 16-bit PNG")
+        return _png_add_chunks(data.tobytes(), settings)
+    ok, data = cv2.imencode(".tif", bgr, [cv2.IMWRITE_TIFF_COMPRESSION, 8])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the 16-bit TIFF")
+    return data.tobytes()
+
+
+def _png_add_chunks(png: bytes, settings: EncodeSettings) -> bytes:
+    """Insert iCCP and eXIf chunks after IHDR.
+
+    OpenCV writes no metadata and Pillow writes no 16-bit RGB(A), so the two chunks are added
+    here by hand; a PNG chunk is length + type + data + CRC32 (PNG spec, section 5.3).
+    """
+    chunks = b""
+    if settings.icc_profile:
+        chunks += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(settings.icc_profile))
+    if settings.exif:
+        exif = settings.exif[6:] if settings.exif.startswith(b"Exif\x00\x00") else settings.exif
+        chunks += _png_chunk(b"eXIf", exif)
+    if not chunks:
+        return png
+    ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR length+type, IHDR data, CRC
+    return png[:ihdr_end] + chunks + png[ihdr_end:]
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)

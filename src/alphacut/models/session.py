@@ -1,0 +1,214 @@
+"""ONNX Runtime sessions that pick the fastest provider and fall back instead of failing.
+
+A GPU provider can fail when the session is built (driver, missing library, unsupported op)
+or in the middle of a job (out of memory, a kernel error). Either way the job should finish on
+the next provider, with a warning the user can see, rather than die. CPU is always last.
+
+Chain entries are provider names, optionally with a tag in parentheses, e.g.
+``"CPUExecutionProvider(broken)"``: the tag is passed to the hooks so a test (or a tuning
+layer) can give one entry its own SessionOptions/RunOptions; ORT sees only the name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InferenceError
+
+#: the order we prefer when a provider is available; anything else goes before CPU
+PREFERENCE = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "CoreMLExecutionProvider",
+    "DmlExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "ROCMExecutionProvider",
+    "MIGraphXExecutionProvider",
+)
+CPU = "CPUExecutionProvider"
+SKIP = frozenset({"AzureExecutionProvider"})  # a remote-call provider, not a compute device
+
+#: ``hook(entry, options)``: adjust the SessionOptions used to build on ``entry``
+SessionOptionsHook = Callable[[str, Any], None]
+#: ``hook(entry) -> RunOptions | None``: options for each run on ``entry``
+RunOptionsHook = Callable[[str], Any]
+
+
+def provider_name(entry: str) -> str:
+    """``"CUDAExecutionProvider(gpu1)"`` -> ``"CUDAExecutionProvider"``."""
+    return entry.split("(", 1)[0].strip()
+
+
+def provider_chain(preferred: Sequence[str] | None = None) -> list[str]:
+    """Available providers, fastest first, CPU last; ``preferred`` (if given) filters and orders.
+
+    Unknown names in ``preferred`` are dropped (they cannot run here); CPU is always appended.
+    """
+    import onnxruntime as ort
+
+    available = [p for p in ort.get_available_providers() if p not in SKIP]
+    if preferred is not None:
+        chain = [p for p in preferred if provider_name(p) in available and provider_name(p) != CPU]
+    else:
+        rank = {name: i for i, name in enumerate(PREFERENCE)}
+        chain = sorted((p for p in available if p != CPU), key=lambda p: rank.get(p, len(rank)))
+    return chain + [CPU]
+
+
+def physical_cores() -> int:
+    """Physical cores (hyper-threads share a core's units, so ORT runs best at this count)."""
+    try:
+        cores = set()
+        phys = core = None
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    phys = value.strip()
+                elif key == "core id":
+                    core = value.strip()
+                elif not key and phys is not None and core is not None:
+                    cores.add((phys, core))
+                    phys = core = None
+        if phys is not None and core is not None:
+            cores.add((phys, core))
+        if cores:
+            return len(cores)
+    except OSError:
+        pass
+    return max(1, os.cpu_count() or 1)
+
+
+class ModelSession:
+    """An ``ort.InferenceSession`` that walks down a provider chain when a provider fails."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+        session_options_hook: SessionOptionsHook | None = None,
+        run_options_hook: RunOptionsHook | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.threads = threads if threads and threads > 0 else physical_cores()
+        self.warnings: list[str] = []
+        self._chain: list[str] = list(providers) if providers else provider_chain()
+        self._requested = list(self._chain)
+        self._so_hook = session_options_hook
+        self._ro_hook = run_options_hook
+        self._dropped: list[str] = []
+        self._session: Any = None
+        self._entry = ""
+        self._drop_unavailable()
+        self._build()
+
+    def _drop_unavailable(self) -> None:
+        """Entries this ORT build cannot run at all are dropped up front, with a warning."""
+        import onnxruntime as ort
+
+        available = set(ort.get_available_providers())
+        for entry in list(self._chain):
+            if provider_name(entry) not in available:
+                self._chain.remove(entry)
+                self._dropped.append(entry)
+                self.warnings.append(f"{entry} is not available in this onnxruntime build")
+
+    # --- building -----------------------------------------------------------------------
+
+    def _options(self, entry: str) -> Any:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3  # errors only; our warnings carry what matters
+        if self._so_hook is not None:
+            self._so_hook(entry, so)
+        return so
+
+    def _build(self) -> None:
+        """Build on the first entry that works; drop (and warn about) the ones that do not."""
+        import onnxruntime as ort
+
+        while self._chain:
+            entry = self._chain[0]
+            names = list(dict.fromkeys(provider_name(e) for e in self._chain))
+            try:
+                self._session = ort.InferenceSession(
+                    str(self.path), sess_options=self._options(entry), providers=names
+                )
+                self._entry = entry
+                actual = self._session.get_providers()[0]
+                if actual != provider_name(entry):  # ORT skipped it quietly (library missing)
+                    self.warnings.append(f"{entry} is unavailable here; running on {actual}")
+                return
+            except Exception as err:  # ORT raises several unrelated types
+                self._drop(entry, "could not start", err)
+        raise InferenceError(
+            f"no execution provider could load {self.path.name}: " + "; ".join(self.warnings),
+            path=self.path,
+        )
+
+    def _drop(self, entry: str, what: str, err: BaseException) -> None:
+        self._chain.pop(0)
+        self._dropped.append(entry)
+        nxt = self._chain[0] if self._chain else "nothing"
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        self.warnings.append(f"{entry} {what} ({msg}); falling back to {nxt}")
+
+    # --- running ------------------------------------------------------------------------
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """Run on the first input; on a provider failure rebuild on the next one and retry."""
+        while True:
+            run_options = self._ro_hook(self._entry) if self._ro_hook is not None else None
+            try:
+                return list(self._session.run(None, {self.input_name: x}, run_options))
+            except Exception as err:
+                self._drop(self._entry, "failed during a run", err)
+                if not self._chain:
+                    raise InferenceError(
+                        f"inference failed on every provider for {self.path.name}: "
+                        + "; ".join(self.warnings),
+                        path=self.path,
+                    ) from None
+                self._session = None
+                self._build()
+
+    # --- what is running ----------------------------------------------------------------
+
+    @property
+    def provider(self) -> str:
+        """The provider that actually runs (ORT may have skipped ones it could not load)."""
+        return str(self._session.get_providers()[0])
+
+    @property
+    def entry(self) -> str:
+        """The chain entry (with its tag) the session was built for."""
+        return self._entry
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    @property
+    def degraded(self) -> bool:
+        """True when a faster provider was dropped, or CPU runs while a GPU one was asked for."""
+        asked_gpu = any(provider_name(e) != CPU for e in self._requested)
+        return bool(self._dropped) or (asked_gpu and self.provider == CPU)
+
+    @property
+    def input_name(self) -> str:
+        return str(self._session.get_inputs()[0].name)
+
+    @property
+    def input_shape(self) -> list[int | str | None]:
+        return list(self._session.get_inputs()[0].shape)

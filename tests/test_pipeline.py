@@ -1,0 +1,127 @@
+"""The one-image pipeline with real models (u2netp, and isnet for the default path)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import alphacut
+from alphacut.api import Remover
+from alphacut.errors import UsageError
+from alphacut.matte.predict import prepare_input, read_output
+from alphacut.models.catalog import get_spec
+from alphacut.pipeline import Options, compose
+
+from conftest import encode_image, subject_image
+
+
+def _disc_matte_ok(matte: np.ndarray) -> None:
+    """The test image is a disc in the middle: the centre is subject, the corners are not."""
+    h, w = matte.shape
+    assert matte.dtype == np.float32
+    assert matte[h // 2, w // 2] > 0.8
+    assert max(matte[2, 2], matte[2, -3], matte[-3, 2], matte[-3, -3]) < 0.2
+
+
+def test_remove_accepts_path_bytes_pil_and_array(u2netp: Remover, photo_jpeg: Path, photo: np.ndarray) -> None:
+    for src in (photo_jpeg, str(photo_jpeg), photo_jpeg.read_bytes(), Image.fromarray(photo), photo):
+        result = u2netp.remove(src)
+        assert result.matte.shape == photo.shape[:2]
+        _disc_matte_ok(result.matte)
+        assert result.rgba.shape == photo.shape[:2] + (4,)
+        assert result.provider == "CPUExecutionProvider"
+
+
+def test_matte_is_float_and_soft_not_thresholded(u2netp: Remover, photo: np.ndarray) -> None:
+    matte = u2netp.remove(photo).matte
+    soft = (matte > 0.02) & (matte < 0.98)
+    assert soft.any(), "a soft edge must survive"
+    assert len(np.unique(matte)) > 256, "more levels than 8-bit: the matte is not quantised"
+
+
+def test_probability_output_is_not_stretched() -> None:
+    spec = get_spec("isnet")
+    raw = np.full((1, 1, 8, 8), 0.4, np.float32)
+    raw[0, 0, 0, 0] = 0.6
+    matte = read_output(raw, spec)
+    assert matte.max() == pytest.approx(0.6) and matte.min() == pytest.approx(0.4)
+
+
+def test_preprocessing_follows_the_spec() -> None:
+    x = prepare_input(np.full((10, 20, 3), 128, np.uint8), get_spec("isnet"))
+    assert x.shape == (1, 3, 1024, 1024) and np.allclose(x, 0.0)
+    y = prepare_input(np.full((100, 200, 3), 255, np.uint8), get_spec("modnet"))
+    assert y.shape == (1, 3, 512, 1024) and np.allclose(y, 1.0)
+
+
+def test_straight_alpha_known_answer(u2netp: Remover, tmp_path: Path) -> None:
+    """Source pixels with their own 50% alpha: the colour written must be the colour read."""
+    rgb = subject_image(160, 120)
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])
+    result = u2netp.remove(rgba, decontaminate=False)
+    out = tmp_path / "half.png"
+    result.save(out)
+    back = np.asarray(Image.open(out))
+    visible = back[:, :, 3] > 0
+    assert visible.any()
+    assert (back[:, :, 3][visible] <= 129).all(), "source alpha is respected"
+    assert np.array_equal(back[:, :, :3][visible], rgb[visible]), "colour is not scaled by alpha"
+
+
+def test_large_image_is_inferred_small_but_cut_at_full_resolution(u2netp: Remover) -> None:
+    big = subject_image(4400, 300)
+    result = u2netp.remove(big)
+    assert result.matte.shape == (300, 4400)
+    data = result.encode("png")
+    img = Image.open(__import__("io").BytesIO(data))
+    assert img.size == (4400, 300) and img.mode == "RGBA"
+
+
+def test_sixteen_bit_input_gives_sixteen_bit_png(u2netp: Remover, tmp_path: Path) -> None:
+    import cv2
+
+    rgb16 = subject_image(96, 64).astype(np.uint16) * 257 + 7
+    src = tmp_path / "deep.png"
+    cv2.imwrite(str(src), rgb16[:, :, ::-1])
+    result = u2netp.remove(src)
+    out = result.save(tmp_path / "deep-out.png")
+    back = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.uint16 and back.shape == (64, 96, 4)
+
+
+def test_outputs_in_every_format(u2netp: Remover, photo: np.ndarray, tmp_path: Path) -> None:
+    result = u2netp.remove(photo)
+    for name in ("a.png", "a.webp", "a.avif", "a.tif"):
+        path = result.save(tmp_path / name)
+        assert path.stat().st_size > 0
+        with Image.open(path) as img:
+            assert img.size == (photo.shape[1], photo.shape[0]) and "A" in img.mode
+
+
+def test_mask_background_and_crop(u2netp: Remover, photo: np.ndarray) -> None:
+    result = u2netp.remove(photo)
+    mask, _ = compose(result.cutout, Options(model="u2netp", mask_only=True))
+    assert mask.ndim == 2 and mask.dtype == np.uint8
+    over, _ = compose(result.cutout, Options(model="u2netp", background=(255, 255, 255)))
+    assert over.shape == photo.shape and over[1, 1].min() > 200  # background became white
+    cropped, _ = compose(result.cutout, Options(model="u2netp", crop=True))
+    assert cropped.shape[0] < photo.shape[0] and cropped.shape[1] < photo.shape[1]
+
+
+def test_unknown_option_is_a_usage_error(u2netp: Remover, photo: np.ndarray) -> None:
+    with pytest.raises(UsageError, match="unknown option"):
+        u2netp.remove(photo, colour="blue")
+
+
+def test_default_model_isnet_end_to_end(isnet: Remover, tmp_path: Path) -> None:
+    photo = subject_image(400, 300)
+    result = isnet.remove(photo)
+    _disc_matte_ok(result.matte)
+    out = result.save(tmp_path / "isnet.png")
+    assert Image.open(out).mode == "RGBA"
+
+
+def test_module_level_remove(photo_jpeg: Path) -> None:
+    result = alphacut.remove(photo_jpeg, model="u2netp")
+    _disc_matte_ok(result.matte)
