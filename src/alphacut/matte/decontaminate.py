@@ -26,7 +26,8 @@ import numpy as np
 
 __all__ = ["estimate_foreground", "blur_fusion"]
 
-#: blur-fusion radii in pixels at a reference long side of 1000 px (scaled with the image)
+#: blur-fusion radii in pixels up to a long side of 1000 px (scaled up with larger images,
+#: never down: the soft band of a small image is not proportionally thinner)
 RADII = (10, 3, 1)
 #: F = I + alpha**CONFIDENCE_POWER * (F_blur_fusion - I)
 CONFIDENCE_POWER = 0.5
@@ -58,7 +59,7 @@ def blur_fusion(I: np.ndarray, a: np.ndarray, radii: tuple[int, ...] = RADII) ->
 
 def _scaled_radii(H: int, W: int) -> tuple[int, ...]:
     s = max(H, W) / REFERENCE_SIDE
-    return tuple(max(1, int(round(r * max(s, 0.25)))) for r in RADII)
+    return tuple(max(1, int(round(r * max(s, 1.0)))) for r in RADII)
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -85,18 +86,19 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
                 continue
             # tile with margin, cropped further to the band's bounding box (+ margin)
             ys, xs = np.nonzero(band)
-            by0 = max(0, y0 + int(ys.min()) - margin)
-            by1 = min(H, y0 + int(ys.max()) + 1 + margin)
-            bx0 = max(0, x0 + int(xs.min()) - margin)
-            bx1 = min(W, x0 + int(xs.max()) + 1 + margin)
+            ty0, ty1 = y0 + int(ys.min()), y0 + int(ys.max()) + 1
+            tx0, tx1 = x0 + int(xs.min()), x0 + int(xs.max()) + 1
+            band = band[ty0 - y0:ty1 - y0, tx0 - x0:tx1 - x0]
+            by0, by1 = max(0, ty0 - margin), min(H, ty1 + margin)
+            bx0, bx1 = max(0, tx0 - margin), min(W, tx1 + margin)
             I = image[by0:by1, bx0:bx1].astype(np.float32) * np.float32(1.0 / scale)
             a = np.clip(alpha[by0:by1, bx0:bx1].astype(np.float32, copy=False), 0, 1)
             F = blur_fusion(I, a, radii)
             F -= I
             F *= np.power(a, np.float32(CONFIDENCE_POWER))[..., None]
             F += I
-            F = F[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
+            F = F[ty0 - by0:ty1 - by0, tx0 - bx0:tx1 - bx0]
             vals = np.round(F[band] * np.float32(scale)).astype(image.dtype)
-            sub = out[y0:y1, x0:x1]
+            sub = out[ty0:ty1, tx0:tx1]
             sub[band] = vals
     return out

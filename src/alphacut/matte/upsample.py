@@ -20,7 +20,7 @@ __all__ = ["upsample_matte", "guided_filter_coefficients", "apply_coefficients",
 #: long side of the working resolution where the guided filter's coefficients are fitted
 WORK_MAX_SIDE = 2048
 #: regularisation of the guided filter (guide in 0..1); larger = smoother, smaller = follows colour edges
-EPS = 1e-5
+EPS = 1e-4
 #: rows per strip when the coefficients are applied at full resolution
 STRIP_ROWS = 512
 #: matte values this close to 0 or 1 count as certain (the filter only changes the band between)
