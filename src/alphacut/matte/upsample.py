@@ -1,8 +1,13 @@
-"""Bring the model's low-resolution matte to full resolution, guided by the image's own edges.
+"""Edge-aware upsampling of the model's low-resolution matte to the full image.
 
-A plain resize blurs a 1024² matte over a 12 MP photo; a guided filter (He et al., 2010) fits
-the matte locally as a linear function of the image, so the edges follow the photo. The
-coefficients are solved at a bounded working resolution and applied at full resolution.
+Method: a colour *guided filter* (He, Sun & Tang 2010) run as a *fast guided filter*
+(He & Sun 2015). The local linear model ``alpha ≈ A · I + b`` is fitted at a bounded working
+resolution (never more than ``WORK_MAX_SIDE`` on the long side) and ``A``/``b`` are then
+upsampled and applied to the full-resolution guide in row strips, so edges follow the real
+image at every resolution while memory stays bounded (a 200-megapixel photo never holds more
+than the output matte plus one strip of float32 temporaries).
+
+Everything is float32; the matte is never stretched, thresholded or quantised here.
 """
 
 from __future__ import annotations
@@ -10,55 +15,157 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-#: the longest side at which the guided-filter coefficients are solved
-WORK_SIDE = 1536
+__all__ = ["upsample_matte", "guided_filter_coefficients", "apply_coefficients", "to_unit_float"]
+
+#: long side of the working resolution where the guided filter's coefficients are fitted
+WORK_MAX_SIDE = 2048
+#: regularisation of the guided filter (guide in 0..1); larger = smoother, smaller = follows colour edges
+EPS = 1e-4
+#: rows per strip when the coefficients are applied at full resolution
+STRIP_ROWS = 512
+#: matte values this close to 0 or 1 count as certain (the filter only changes the band between)
+CERTAIN = 1.0 / 512.0
+#: guided-filter radius in model pixels (converted to working pixels)
+RADIUS_MODEL_PX = 1.0
 
 
-def _gray01(rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-    if size is not None and (size[0] != rgb.shape[1] or size[1] != rgb.shape[0]):
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    gray *= np.float32(1.0 / (65535.0 if rgb.dtype == np.uint16 else 255.0))
-    return gray
+def to_unit_float(image: np.ndarray) -> np.ndarray:
+    """uint8/uint16/float RGB -> float32 in 0..1 (no copy of float32 input)."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) * np.float32(1.0 / 255.0)
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) * np.float32(1.0 / 65535.0)
+    return np.asarray(image, dtype=np.float32)
+
+
+def _resize(x: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    w, h = size_wh
+    if x.shape[1] == w and x.shape[0] == h:
+        return x
+    shrinking = w < x.shape[1] and h < x.shape[0]
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(x, (w, h), interpolation=interp)
+
+
+def _box(x: np.ndarray, r: int) -> np.ndarray:
+    return cv2.boxFilter(x, cv2.CV_32F, (2 * r + 1, 2 * r + 1), normalize=True,
+                         borderType=cv2.BORDER_REFLECT)
+
+
+def guided_filter_coefficients(I: np.ndarray, p: np.ndarray, r: int, eps: float
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    """Colour guided filter: returns ``A`` (h, w, 3) and ``b`` (h, w), already box-averaged,
+    so that ``q = sum_c A[..., c] * I[..., c] + b``. ``I`` float32 (h, w, 3), ``p`` float32 (h, w)."""
+    I = np.ascontiguousarray(I, dtype=np.float32)
+    p = np.ascontiguousarray(p, dtype=np.float32)
+    mI = _box(I, r)
+    mp = _box(p, r)
+    Ip = I * p[..., None]
+    cov_Ip = _box(Ip, r) - mI * mp[..., None]
+    del Ip
+    # covariance matrix of I, symmetric 3x3 per pixel
+    r0, g0, b0 = I[..., 0], I[..., 1], I[..., 2]
+    mr, mg, mb = mI[..., 0], mI[..., 1], mI[..., 2]
+    e = np.float32(eps)
+    vrr = _box(r0 * r0, r) - mr * mr + e
+    vrg = _box(r0 * g0, r) - mr * mg
+    vrb = _box(r0 * b0, r) - mr * mb
+    vgg = _box(g0 * g0, r) - mg * mg + e
+    vgb = _box(g0 * b0, r) - mg * mb
+    vbb = _box(b0 * b0, r) - mb * mb + e
+    # inverse via the adjugate
+    i_rr = vgg * vbb - vgb * vgb
+    i_rg = vgb * vrb - vrg * vbb
+    i_rb = vrg * vgb - vgg * vrb
+    i_gg = vrr * vbb - vrb * vrb
+    i_gb = vrb * vrg - vrr * vgb
+    i_bb = vrr * vgg - vrg * vrg
+    det = vrr * i_rr + vrg * i_rg + vrb * i_rb
+    del vrr, vrg, vrb, vgg, vgb, vbb
+    inv_det = np.float32(1.0) / np.maximum(det, np.float32(1e-12))
+    cr, cg, cb = cov_Ip[..., 0], cov_Ip[..., 1], cov_Ip[..., 2]
+    A = np.empty_like(I)
+    A[..., 0] = (i_rr * cr + i_rg * cg + i_rb * cb) * inv_det
+    A[..., 1] = (i_rg * cr + i_gg * cg + i_gb * cb) * inv_det
+    A[..., 2] = (i_rb * cr + i_gb * cg + i_bb * cb) * inv_det
+    b = mp - (A * mI).sum(axis=2)
+    return _box(A, r), _box(b, r)
+
+
+def apply_coefficients(A: np.ndarray, b: np.ndarray, guide: np.ndarray, base: np.ndarray,
+                       band: np.ndarray | None = None, strip_rows: int = STRIP_ROWS) -> np.ndarray:
+    """Evaluate ``A · I + b`` at the guide's full resolution, strip by strip, into ``base``
+    (modified in place and returned). ``A``/``b`` may be at a lower resolution: they are
+    bilinearly resampled with pixel-centre alignment. Where ``band`` (same size as ``A``) is
+    False, ``base`` is kept."""
+    H, W = guide.shape[:2]
+    h, w = b.shape
+    sy, sx = h / H, w / W
+    xs = ((np.arange(W, dtype=np.float32) + 0.5) * np.float32(sx) - 0.5).astype(np.float32)
+    band_f = None if band is None else band.astype(np.float32)
+    coeff = np.dstack([A, b[..., None]]).astype(np.float32)  # (h, w, 4)
+    for y0 in range(0, H, strip_rows):
+        y1 = min(H, y0 + strip_rows)
+        ys = ((np.arange(y0, y1, dtype=np.float32) + 0.5) * np.float32(sy) - 0.5).astype(np.float32)
+        mx = np.broadcast_to(xs[None, :], (y1 - y0, W))
+        my = np.broadcast_to(ys[:, None], (y1 - y0, W))
+        mx = np.ascontiguousarray(mx)
+        my = np.ascontiguousarray(my)
+        if band_f is not None:
+            wband = cv2.remap(band_f, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            if not wband.any():
+                continue
+        c = cv2.remap(coeff, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        I = to_unit_float(guide[y0:y1])
+        q = c[..., 3]
+        q += c[..., 0] * I[..., 0]
+        q += c[..., 1] * I[..., 1]
+        q += c[..., 2] * I[..., 2]
+        np.clip(q, 0.0, 1.0, out=q)
+        if band_f is not None:
+            seg = base[y0:y1]
+            seg += wband * (q - seg)
+        else:
+            base[y0:y1] = q
+    return base
 
 
 def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
-    """float32 (h,w) matte + (H,W,3) image → float32 (H,W) matte in 0..1."""
-    height, width = guide.shape[:2]
-    scale = min(1.0, WORK_SIDE / max(height, width))
-    lw, lh = max(1, round(width * scale)), max(1, round(height * scale))
-    guide_lo = _gray01(guide, (lw, lh))
-    p = cv2.resize(matte, (lw, lh), interpolation=cv2.INTER_LINEAR)
-    radius = max(2, round(4 * max(lw, lh) / 1024))
-    eps = np.float32(1e-3)
-    ksize = (2 * radius + 1, 2 * radius + 1)
+    """matte: float32 (h, w) in 0..1 at model resolution (may have a different aspect than
+    guide: the model input was a stretched square); guide: uint8 or uint16 (H, W, 3) RGB
+    full-resolution image. Returns float32 (H, W) in 0..1, edge-aware (guided by the image)."""
+    if matte.ndim != 2:
+        raise ValueError(f"matte must be 2-D, got shape {matte.shape}")
+    if guide.ndim != 3 or guide.shape[2] < 3:
+        raise ValueError(f"guide must be (H, W, 3), got shape {guide.shape}")
+    guide = guide[..., :3]
+    H, W = guide.shape[:2]
+    m = np.clip(np.asarray(matte, dtype=np.float32), 0.0, 1.0)
+    h, w = m.shape
 
-    def box(x: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(x, -1, ksize, borderType=cv2.BORDER_REFLECT)
+    # working resolution: the full image, capped at WORK_MAX_SIDE on the long side
+    s = min(1.0, WORK_MAX_SIDE / max(H, W))
+    ww, wh = max(1, round(W * s)), max(1, round(H * s))
+    p = _resize(m, (ww, wh))
+    Iw = to_unit_float(_resize(guide, (ww, wh)) if (ww, wh) != (W, H) else guide)
 
-    mean_i, mean_p = box(guide_lo), box(p)
-    cov_ip = box(guide_lo * p) - mean_i * mean_p
-    var_i = box(guide_lo * guide_lo) - mean_i * mean_i
-    a = cov_ip / (var_i + eps)
-    b = mean_p - a * mean_i
-    mean_a, mean_b = box(a), box(b)
-    if (lw, lh) == (width, height):
-        out = mean_a * guide_lo + mean_b
-    else:
-        out = cv2.resize(mean_a, (width, height), interpolation=cv2.INTER_LINEAR)
-        out *= _gray01(guide)
-        out += cv2.resize(mean_b, (width, height), interpolation=cv2.INTER_LINEAR)
-    return snap_extremes(out)
+    # radius: about one model pixel in working pixels (at least 2), so the filter can move
+    # an edge by up to a model pixel towards the colour edge that caused it
+    up = max(ww / w, wh / h)
+    r = int(max(2, min(16, round(RADIUS_MODEL_PX * up))))
 
+    band = (p > CERTAIN) & (p < 1.0 - CERTAIN)
+    if not band.any():
+        return _resize(m, (W, H)).astype(np.float32, copy=False)
+    k = 2 * r + 1
+    band = cv2.dilate(band.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
 
-#: guided-filter ripple this close to 0 or 1 is filter noise, not soft alpha: it is below half an
-#: 8-bit level, so 8-bit output rounds it away anyway; snapping it keeps "fully transparent" and
-#: "fully opaque" exact for 16-bit output and for the edge band that decontamination works on.
-SNAP = 0.5 / 255.0
-
-
-def snap_extremes(matte: np.ndarray) -> np.ndarray:
-    np.clip(matte, 0.0, 1.0, out=matte)
-    matte[matte < SNAP] = 0.0
-    matte[matte > 1.0 - SNAP] = 1.0
-    return matte
+    A, b = guided_filter_coefficients(Iw, p, r, EPS)
+    del Iw
+    base = _resize(m, (W, H)).astype(np.float32, copy=True)
+    if (ww, wh) == (W, H):
+        q = (A * to_unit_float(guide)).sum(axis=2) + b
+        np.clip(q, 0.0, 1.0, out=q)
+        base[band] = q[band]
+        return base
+    return apply_coefficients(A, b, guide, base, band)

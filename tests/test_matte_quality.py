@@ -1,0 +1,147 @@
+"""Unit tests for the matte quality stages: upsample, refine, decontaminate (synthetic data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alphacut.matte.decontaminate import estimate_foreground
+from alphacut.matte.refine import make_trimap, paste_crop_matte, refine_matte, subject_crop_box
+from alphacut.matte.upsample import upsample_matte
+
+
+def _scene(h=120, w=160, dtype=np.uint8, soft=6.0):
+    """A red disc on a green/blue gradient, true soft alpha, and the composite."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.hypot(yy - h / 2, xx - w / 2) - min(h, w) * 0.3
+    alpha = np.clip(0.5 - d / soft, 0, 1).astype(np.float32)
+    F = np.zeros((h, w, 3), np.float32)
+    F[..., 0] = 0.9
+    F[..., 1] = 0.2
+    F[..., 2] = 0.1
+    B = np.zeros((h, w, 3), np.float32)
+    B[..., 1] = 0.8
+    B[..., 2] = xx / w
+    I = alpha[..., None] * F + (1 - alpha[..., None]) * B
+    scale = 65535 if dtype == np.uint16 else 255
+    return (np.round(I * scale)).astype(dtype), alpha, F, B
+
+
+def test_upsample_shape_dtype_range_and_stretched_aspect():
+    img, alpha, _, _ = _scene()
+    small = np.ascontiguousarray(alpha[::4, ::2][:32, :32])  # square, stretched
+    out = upsample_matte(small, img)
+    assert out.shape == alpha.shape and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_upsample_edge_aware_beats_plain_resize():
+    import cv2
+
+    img, alpha, _, _ = _scene(240, 320, soft=2.0)
+    low = cv2.resize(alpha, (40, 40), interpolation=cv2.INTER_AREA)
+    plain = cv2.resize(low, (320, 240), interpolation=cv2.INTER_LINEAR)
+    ours = upsample_matte(low, img)
+    assert np.abs(ours - alpha).mean() <= np.abs(plain - alpha).mean()
+
+
+def test_upsample_never_stretches_and_keeps_certain_regions():
+    img, _, _, _ = _scene()
+    m = np.full((30, 40), 0.4, np.float32)  # a flat 0.4 matte stays 0.4 (no min-max stretch)
+    out = upsample_matte(m, img)
+    assert np.allclose(out, 0.4, atol=1e-4)
+    zeros = upsample_matte(np.zeros((30, 40), np.float32), img)
+    assert not zeros.any()
+
+
+def test_upsample_uint16_and_large_strip_path(monkeypatch):
+    import alphacut.matte.upsample as U
+
+    monkeypatch.setattr(U, "WORK_MAX_SIDE", 64)  # force the low-res fit + strip-wise apply
+    monkeypatch.setattr(U, "STRIP_ROWS", 17)
+    img, alpha, _, _ = _scene(dtype=np.uint16)
+    import cv2
+
+    low = cv2.resize(alpha, (32, 32), interpolation=cv2.INTER_AREA)
+    out = U.upsample_matte(low, img)
+    assert out.shape == alpha.shape and out.dtype == np.float32
+    assert np.abs(out - alpha).mean() < 0.05
+
+
+def test_decontaminate_recovers_foreground_and_keeps_sure_pixels():
+    img, alpha, F, _ = _scene(soft=10.0)
+    out = estimate_foreground(img, alpha)
+    assert out.dtype == img.dtype and out.shape == img.shape
+    sure = (alpha == 0) | (alpha == 1)
+    assert np.array_equal(out[sure], img[sure])
+    band = (alpha > 0.3) & (alpha < 1)
+    w = alpha[band][:, None]  # the error a new composite shows: alpha * |F_hat - F|
+    before = (w * np.abs(img[band] / 255.0 - F[band])).mean()
+    after = (w * np.abs(out[band] / 255.0 - F[band])).mean()
+    assert after < 0.6 * before
+
+
+def test_decontaminate_uint16_tiles(monkeypatch):
+    import alphacut.matte.decontaminate as D
+
+    monkeypatch.setattr(D, "TILE", 50)
+    img, alpha, F, _ = _scene(dtype=np.uint16, soft=10.0)
+    out = D.estimate_foreground(img, alpha)
+    assert out.dtype == np.uint16
+    sure = (alpha == 0) | (alpha == 1)
+    assert np.array_equal(out[sure], img[sure])
+    whole = estimate_foreground(img, alpha)
+    # tiles with exact margins give the same answer as one piece
+    assert np.abs(out.astype(np.int64) - whole.astype(np.int64)).max() <= 1
+
+
+def test_decontaminate_rejects_bad_shapes():
+    img, alpha, _, _ = _scene()
+    with pytest.raises(ValueError):
+        estimate_foreground(img, alpha[:10])
+
+
+def test_trimap_has_a_band_around_the_contour():
+    _, alpha, _, _ = _scene(soft=0.5)
+    hard = (alpha > 0.5).astype(np.float32)
+    tri = make_trimap(hard, 3)
+    assert set(np.unique(tri)) == {0.0, 0.5, 1.0}
+    assert (tri == 0.5).sum() > 0
+
+
+def test_refine_improves_a_too_hard_matte_and_keeps_far_pixels():
+    img, alpha, _, _ = _scene(soft=8.0)
+    hard = (alpha > 0.5).astype(np.float32)
+    out = refine_matte(hard, img)
+    assert out.dtype == np.float32 and out.shape == alpha.shape
+    assert np.abs(out - alpha).sum() < np.abs(hard - alpha).sum()
+    assert out[0, 0] == 0.0 and out[60, 80] == 1.0
+
+
+def test_refine_bounded_resolution():
+    img, alpha, _, _ = _scene(240, 320, soft=8.0)
+    hard = (alpha > 0.5).astype(np.float32)
+    out = refine_matte(hard, img, max_side=100)
+    assert out.shape == alpha.shape and 0 <= out.min() and out.max() <= 1
+
+
+def test_subject_crop_box_small_and_large():
+    m = np.zeros((100, 100), np.float32)
+    assert subject_crop_box(m, (1000, 1000, 3)) is None
+    m[40:50, 60:70] = 1
+    box = subject_crop_box(m, (1000, 2000, 3))
+    assert box is not None
+    x0, y0, x1, y1 = box
+    assert x0 < 1200 and x1 > 1400 and y0 < 400 and y1 > 500
+    m[:] = 1
+    assert subject_crop_box(m, (1000, 1000, 3)) is None
+
+
+def test_paste_crop_matte_feathers_inside_only():
+    m = np.zeros((50, 60), np.float32)
+    crop = np.ones((20, 30), np.float32)
+    out = paste_crop_matte(m, crop, (10, 10, 40, 30), feather=4)
+    assert out[20, 25] == 1.0 and out[0, 0] == 0.0
+    assert 0 < out[10, 25] < 1  # feathered at an inner edge
+    full = paste_crop_matte(m, np.ones((50, 60), np.float32), (0, 0, 60, 50))
+    assert np.all(full == 1.0)  # image borders are not feathered
