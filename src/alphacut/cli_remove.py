@@ -39,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="default: 16 for 16-bit inputs when the format allows, else 8")
     p.add_argument("--mask-only", action="store_true", help="write the matte as a grayscale image")
     p.add_argument("--bg", metavar="COLOR", help="composite over a colour (#rrggbb, a name, or r,g,b)")
+    p.add_argument("--bg-image", metavar="PATH", help="composite over an image (opaque output)")
+    p.add_argument("--bg-fit", choices=["fill", "fit"], default="fill",
+                   help="--bg-image: fill (cover, crop the overflow) or fit (inside, bars in --bg or white)")
+    p.add_argument("--bg-blur", type=float, metavar="PX", default=None,
+                   help="composite over the original photo blurred by PX (Gaussian sigma)")
     p.add_argument("--crop", action="store_true", help="crop to the subject")
     p.add_argument("--crop-margin", type=int, default=0, metavar="PX", help="margin around the crop")
     p.add_argument("--no-decontaminate", dest="decontaminate", action="store_false",
@@ -80,6 +85,13 @@ def parse_color(text: str) -> tuple[int, int, int]:
         raise UsageError(f"not a colour: {text!r} (use #rrggbb, a name like white, or r,g,b)") from None
 
 
+def _existing_file(text: str) -> str:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--bg-image: no such file: {text}")
+    return str(path.resolve())
+
+
 def options_from_args(args: argparse.Namespace, fmt: str) -> Options:
     kwargs: dict[str, Any] = dict(
         model=args.model,
@@ -90,6 +102,9 @@ def options_from_args(args: argparse.Namespace, fmt: str) -> Options:
         clear_transparent=args.clear_transparent,
         mask_only=args.mask_only,
         background=parse_color(args.bg) if args.bg else None,
+        background_image=_existing_file(args.bg_image) if args.bg_image else None,
+        background_fit=args.bg_fit,
+        background_blur=args.bg_blur,
         crop=args.crop,
         crop_margin=args.crop_margin,
         color=args.color,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable, Literal
 
 import cv2
@@ -22,7 +23,7 @@ from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, 
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import estimate_foreground
 from .matte.predict import Runner, predict_matte
-from .matte.upsample import upsample_matte
+from .matte.upsample import to_unit_float, upsample_matte
 from .models.catalog import DEFAULT_MODEL, ModelSpec
 
 Quality = Literal["fast", "best"]
@@ -45,8 +46,17 @@ class Options:
     decontaminate: bool = True
     clear_transparent: bool = False
     mask_only: bool = False
-    #: an RGB colour to composite onto (opaque output), or None for a transparent cutout
+    #: an RGB colour to composite onto (opaque output), or None for a transparent cutout; with
+    #: ``background_image`` and ``background_fit="fit"`` it fills the bars around the image
     background: tuple[int, int, int] | None = None
+    #: an image file to composite onto (opaque output); stored as a path (Options stays
+    #: hashable and cheap to send to workers) and decoded in ``compose``
+    background_image: str | Path | None = None
+    #: "fill": scale the background image to cover the output and crop the overflow (centred);
+    #: "fit": scale it to fit inside, centred, bars in ``background`` (white when unset)
+    background_fit: Literal["fill", "fit"] = "fill"
+    #: composite onto the original photo blurred by this Gaussian sigma in pixels
+    background_blur: float | None = None
     crop: bool = False
     crop_margin: int = 0
     color: Literal["keep", "srgb"] = "keep"
@@ -59,8 +69,17 @@ class Options:
             raise UsageError(f"quality must be 'fast' or 'best', not {self.quality!r}")
         if self.color not in ("keep", "srgb"):
             raise UsageError(f"color must be 'keep' or 'srgb', not {self.color!r}")
-        if self.mask_only and self.background is not None:
-            raise UsageError("--mask-only and --bg do not go together")
+        if isinstance(self.background_image, Path):
+            object.__setattr__(self, "background_image", str(self.background_image))
+        if self.mask_only and (self.background is not None or self.background_image is not None
+                               or self.background_blur is not None):
+            raise UsageError("--mask-only and a background (--bg, --bg-image, --bg-blur) do not go together")
+        if self.background_fit not in ("fill", "fit"):
+            raise UsageError(f"background fit must be 'fill' or 'fit', not {self.background_fit!r}")
+        if self.background_image is not None and self.background_blur is not None:
+            raise UsageError("--bg-image and --bg-blur do not go together")
+        if self.background_blur is not None and not 0 <= float(self.background_blur) <= 1000:
+            raise UsageError("background blur must be between 0 and 1000 pixels")
         if not 0 <= self.quality_level <= 100:
             raise UsageError("output quality must be between 0 and 100")
 
@@ -174,21 +193,89 @@ def compose(cutout: Cutout, options: Options | None = None) -> tuple[np.ndarray,
         exif=picture.exif,
     )
     matte, fg = cutout.matte, cutout.foreground
+    x0, y0, x1, y1 = 0, 0, matte.shape[1], matte.shape[0]
     if opts.crop:
         x0, y0, x1, y1 = subject_box(matte, opts.crop_margin)
         matte, fg = matte[y0:y1, x0:x1], fg[y0:y1, x0:x1]
     if opts.mask_only:
         return quantize(matte, depth), replace(settings, icc_profile=None)
-    if opts.background is not None:
-        top = np.float32(65535.0 if depth == 16 else 255.0)
-        colour = np.asarray(opts.background, np.float32) / 255.0 * top
+    if opts.background_image is not None or opts.background_blur is not None or opts.background is not None:
+        backdrop = background_pixels(cutout, opts, (x0, y0, x1, y1))  # float32 (h, w, 3) in 0..1
         a = matte[:, :, None]
-        rgb = convert_depth(fg, depth).astype(np.float32) * a + colour * (1.0 - a)
-        return np.rint(np.clip(rgb, 0, top)).astype(np.uint16 if depth == 16 else np.uint8), settings
+        rgb = to_unit_float(fg) * a + backdrop * (1.0 - a)
+        return quantize(rgb, depth), settings
     pixels = straight_rgba(fg, matte, depth)
     if opts.clear_transparent:
         pixels[pixels[:, :, 3] == 0, :3] = 0
     return pixels, settings
+
+
+def _resize_rgb(img: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    w, h = size_wh
+    if img.shape[1] == w and img.shape[0] == h:
+        return img
+    interp = cv2.INTER_AREA if (w < img.shape[1] and h < img.shape[0]) else cv2.INTER_CUBIC
+    return np.clip(cv2.resize(img, (w, h), interpolation=interp), 0.0, 1.0)
+
+
+def load_background_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The background image as float32 RGB 0..1 (decoded like any input: by signature, upright)."""
+    from .imageio.decode import read_input
+
+    data, display = read_input(path)
+    pic = decode(data, name=display, max_pixels=max_pixels)
+    return to_unit_float(pic.rgb)
+
+
+def blurred_original(rgb01: np.ndarray, matte: np.ndarray, sigma: float) -> np.ndarray:
+    """The photo blurred by a Gaussian of ``sigma`` px, **background only**: a normalised
+    convolution ``blur(I·(1-a)) / blur(1-a)`` so the subject's colours do not smear a halo into
+    the backdrop around it (where there is no background nearby, the plain blur is used).
+    Large sigmas run on a downscaled copy (a Gaussian that wide has no fine detail to lose)."""
+    if sigma <= 0:
+        return rgb01.copy()
+    H, W = matte.shape
+    f = max(1.0, sigma / 4.0)
+    sw, sh = max(1, round(W / f)), max(1, round(H / f))
+    small_i = cv2.resize(rgb01, (sw, sh), interpolation=cv2.INTER_AREA) if f > 1 else rgb01
+    small_b = cv2.resize(1.0 - matte, (sw, sh), interpolation=cv2.INTER_AREA) if f > 1 else 1.0 - matte
+    s = sigma / f
+    blur = lambda x: cv2.GaussianBlur(x, (0, 0), s, borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    wb = blur(small_b)
+    num = blur(small_i * small_b[:, :, None])
+    plain = blur(small_i)
+    wgt = np.clip(wb * 20.0, 0.0, 1.0)[:, :, None]  # trust the normalised blur where it has support
+    out = plain * (1 - wgt) + (num / np.maximum(wb, 1e-6)[:, :, None]) * wgt
+    if f > 1:
+        out = cv2.resize(out, (W, H), interpolation=cv2.INTER_LINEAR)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def background_pixels(cutout: Cutout, opts: Options, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The backdrop for the output region ``box`` (x0, y0, x1, y1): float32 (h, w, 3) in 0..1."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    colour = np.asarray(opts.background if opts.background is not None else (255, 255, 255), np.float32) / 255.0
+    if opts.background_blur is not None:
+        full = blurred_original(to_unit_float(cutout.picture.rgb), cutout.matte, float(opts.background_blur))
+        return np.ascontiguousarray(full[y0:y1, x0:x1])
+    if opts.background_image is None:
+        return np.broadcast_to(colour, (h, w, 3))
+    img = load_background_image(str(opts.background_image), opts.max_pixels)
+    ih, iw = img.shape[:2]
+    if opts.background_fit == "fill":
+        s = max(w / iw, h / ih)
+        sw, sh = max(w, round(iw * s)), max(h, round(ih * s))
+        big = _resize_rgb(img, (sw, sh))
+        ox, oy = (sw - w) // 2, (sh - h) // 2
+        return np.ascontiguousarray(big[oy:oy + h, ox:ox + w])
+    s = min(w / iw, h / ih)
+    sw, sh = max(1, min(w, round(iw * s))), max(1, min(h, round(ih * s)))
+    out = np.empty((h, w, 3), np.float32)
+    out[:] = colour
+    ox, oy = (w - sw) // 2, (h - sh) // 2
+    out[oy:oy + sh, ox:ox + sw] = _resize_rgb(img, (sw, sh))
+    return out
 
 
 def render(cutout: Cutout, options: Options | None = None, *, name: str = "<output>", on_stage: StageCallback = _noop) -> bytes:
