@@ -32,6 +32,8 @@ StageCallback = Callable[[str, float], None]
 #: images up to this many pixels on a side are fed as they are; larger ones are downscaled for
 #: inference only — the matte is applied back to the full-resolution original.
 INFERENCE_MAX_SIDE = 4096
+#: best tier: run the model again on a crop around a small subject (see matte.refine)
+SUBJECT_CROP_PASS = True
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,20 @@ def cut_out(
     matte = upsample_matte(coarse, picture.rgb)
     timings["upsample"] = time.perf_counter() - t
     on_stage("inferring", 1.0)
+
+    if options.quality == "best" and SUBJECT_CROP_PASS:
+        from .matte.refine import paste_crop_matte, subject_crop_box
+
+        box = subject_crop_box(coarse, picture.rgb.shape)
+        if box is not None:
+            # a small subject: the model sees it again, cropped, at its full input resolution
+            t = time.perf_counter()
+            x0, y0, x1, y1 = box
+            crop = picture.rgb[y0:y1, x0:x1]
+            crop_coarse = predict_matte(session, plan_inference_image(crop), spec)
+            matte = paste_crop_matte(matte, upsample_matte(crop_coarse, crop), box)
+            timings["crop_pass"] = time.perf_counter() - t
+    del coarse
 
     if options.quality == "best":
         on_stage("refining", 0.0)
