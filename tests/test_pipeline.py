@@ -125,3 +125,16 @@ def test_default_model_isnet_end_to_end(isnet: Remover, tmp_path: Path) -> None:
 def test_module_level_remove(photo_jpeg: Path) -> None:
     result = alphacut.remove(photo_jpeg, model="u2netp")
     _disc_matte_ok(result.matte)
+
+
+def test_best_tier_runs_the_model_again_on_a_small_subject(u2netp: Remover) -> None:
+    """A small subject in a large frame: the best tier's second pass on its crop runs, the
+    subject stays and the far background stays clear; a large subject gets no second pass."""
+    small = np.full((480, 640, 3), 0, np.uint8)
+    small[:] = subject_image(640, 480)[5, 5]  # the background colour everywhere
+    small[200:280, 280:360] = subject_image(80, 80)  # a small disc picture in the middle
+    result = u2netp.remove(small, quality="best")
+    assert "crop_pass" in result.timings
+    assert result.matte[240, 320] > 0.8 and result.matte[20, 20] < 0.1
+    big = u2netp.remove(subject_image(320, 240), quality="best")
+    assert "crop_pass" not in big.timings
