@@ -21,7 +21,7 @@ from .errors import UsageError
 from .imageio.decode import DEFAULT_MAX_PIXELS, Picture, decode, to_srgb
 from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, straight_rgba, convert_depth
 from .imageio.verify import verify_encoded
-from .matte.decontaminate import estimate_foreground
+from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
 from .matte.predict import Runner, predict_matte
 from .matte.upsample import to_unit_float, upsample_matte
 from .models.catalog import DEFAULT_MODEL, ModelSpec
@@ -168,7 +168,11 @@ def cut_out(
 
     on_stage("refining", 0.5)
     t = time.perf_counter()
-    foreground = estimate_foreground(picture.rgb, matte) if options.decontaminate else picture.rgb
+    if options.decontaminate:
+        power = REFINED_CONFIDENCE_POWER if options.quality == "best" else CONFIDENCE_POWER
+        foreground = estimate_foreground(picture.rgb, matte, confidence_power=power)
+    else:
+        foreground = picture.rgb
     timings["decontaminate"] = time.perf_counter() - t
     on_stage("refining", 1.0)
     return Cutout(picture, matte, foreground, options, timings=timings)
