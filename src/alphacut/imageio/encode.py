@@ -42,13 +42,19 @@ class EncodeSettings:
             raise UsageError(f"{self.format.upper()} output is 8-bit only; use PNG or TIFF for 16-bit")
 
 
-def quantize(values: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Float 0..1 → uint8/uint16 by rounding (never truncation, never thresholding)."""
+def quantize(values: np.ndarray, bit_depth: int, *, strip_rows: int = 512) -> np.ndarray:
+    """Float 0..1 → uint8/uint16 by rounding (never truncation, never thresholding).
+
+    Row strips keep the float temporary small (a 200 MP matte would need another 800 MB).
+    """
     top = np.float32(65535.0 if bit_depth == 16 else 255.0)
-    scaled = values * top  # float32 in, one float32 temporary
-    np.clip(scaled, 0.0, top, out=scaled)
-    np.rint(scaled, out=scaled)
-    return scaled.astype(np.uint16 if bit_depth == 16 else np.uint8)
+    out = np.empty(values.shape, np.uint16 if bit_depth == 16 else np.uint8)
+    for y0 in range(0, values.shape[0], strip_rows):
+        scaled = values[y0 : y0 + strip_rows] * top
+        np.clip(scaled, 0.0, top, out=scaled)
+        np.rint(scaled, out=scaled)
+        out[y0 : y0 + strip_rows] = scaled
+    return out
 
 
 def convert_depth(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
