@@ -30,19 +30,24 @@ def colour_tolerance(settings: EncodeSettings) -> tuple[float, float]:
     return 255.0 * scale, (6.0 + (100 - settings.quality) / 4.0) * scale
 
 
-def decode_for_check(data: bytes, settings: EncodeSettings) -> np.ndarray:
-    if settings.bit_depth == 16:
+def decode_for_check(data: bytes, settings: EncodeSettings) -> tuple[np.ndarray, bool]:
+    """Decode with a standard decoder; returns the pixels and whether they are in BGR(A) order.
+
+    PNG and 16-bit TIFF go through OpenCV (libpng/libtiff), which decodes into one buffer that we use
+    as it is — the channel order is swapped strip by strip during the comparison, so a 200 MP
+    check does not hold a second full-size copy. WebP, AVIF and 8-bit TIFF go through Pillow.
+    """
+    # OpenCV reads Pillow's 8-bit RGBA TIFF (unassociated alpha) as associated; Pillow reads it right
+    if settings.format == "png" or (settings.format == "tiff" and settings.bit_depth == 16):
         import cv2
 
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
         if arr is None:
-            raise ValueError("OpenCV could not decode it")
-        if arr.ndim == 3:
-            arr = arr[:, :, [2, 1, 0, 3][: arr.shape[2]]]
-        return arr
+            raise ValueError("the decoder rejected the file")
+        return arr, arr.ndim == 3
     img = Image.open(io.BytesIO(data))
     img.load()
-    return np.asarray(img)
+    return np.asarray(img), False
 
 
 def verify_encoded(data: bytes, expected: np.ndarray, settings: EncodeSettings, *, name: str = "<output>") -> None:
@@ -58,7 +63,7 @@ def verify_encoded(data: bytes, expected: np.ndarray, settings: EncodeSettings, 
     if found != settings.format:
         fail(f"expected a {settings.format.upper()} signature, found {found}")
     try:
-        got = decode_for_check(data, settings)
+        got, bgr = decode_for_check(data, settings)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a verification failure
         fail(f"it does not decode ({exc})")
     if got.shape[:2] != expected.shape[:2]:
@@ -67,7 +72,7 @@ def verify_encoded(data: bytes, expected: np.ndarray, settings: EncodeSettings, 
     got_ch = 1 if got.ndim == 2 else got.shape[2]
     if exp_ch != got_ch or got.dtype != expected.dtype:
         fail(f"layout {got_ch} channel(s) {got.dtype} instead of {exp_ch} channel(s) {expected.dtype}")
-    stats = _compare(got, expected, exp_ch)
+    stats = _compare(got, expected, exp_ch, bgr)
     if exp_ch == 1:
         if stats.alpha_max > 1:
             fail(f"mask differs from the matte by up to {stats.alpha_max} levels")
@@ -98,7 +103,7 @@ class _Stats:
     weight: float = 0.0
 
 
-def _compare(got: np.ndarray, expected: np.ndarray, channels: int) -> _Stats:
+def _compare(got: np.ndarray, expected: np.ndarray, channels: int, bgr: bool = False) -> _Stats:
     """Differences between decoded and expected pixels, strip by strip.
 
     Colour counts only under visible pixels, weighted by alpha (a colour error under a 1%
@@ -107,6 +112,8 @@ def _compare(got: np.ndarray, expected: np.ndarray, channels: int) -> _Stats:
     stats = _Stats()
     for y0 in range(0, expected.shape[0], STRIP_ROWS):
         g = got[y0 : y0 + STRIP_ROWS].astype(np.int32)
+        if bgr and channels >= 3:
+            g = g[:, :, [2, 1, 0, 3][:channels]]
         e = expected[y0 : y0 + STRIP_ROWS].astype(np.int32)
         if channels == 1:
             stats.alpha_max = max(stats.alpha_max, int(np.abs(g - e).max(initial=0)))
