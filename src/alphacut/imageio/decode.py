@@ -101,6 +101,11 @@ def decode(data: bytes, *, name: str = "<image>", max_pixels: int = DEFAULT_MAX_
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(f"refused as a decompression bomb: {exc}", path=name) from None
+    except Image.UnidentifiedImageError:
+        # Pillow names the BytesIO object here, which tells a user nothing: say what we know.
+        raise CorruptImageError(
+            f"the file starts like a {fmt.upper()} image but its contents are corrupt or unreadable", path=name
+        ) from None
     except OSError as exc:
         text = str(exc)
         if "truncated" in text.lower() or "end of file" in text.lower() or "premature" in text.lower():
@@ -119,10 +124,15 @@ def _check_pixels(size: tuple[int, int], name: str, max_pixels: int) -> None:
         raise CorruptImageError(f"the image declares an empty size {w}x{h}", path=name)
     if w * h > max_pixels:
         raise ImageTooLargeError(
-            f"{w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of {max_pixels / 1e6:.0f} "
+            f"{w}x{h} is {_megapixels(w * h)}, over the limit of {_megapixels(max_pixels)} "
             "(raise it with --max-pixels if this is intended)",
             path=name,
         )
+
+
+def _megapixels(pixels: int) -> str:
+    """'268 megapixels', or exact pixels for small limits (a limit of 0.001 MP reads as '0')."""
+    return f"{pixels / 1e6:.0f} megapixels" if pixels >= 10_000_000 else f"{pixels:,} pixels"
 
 
 def _from_pillow(img: Image.Image, data: bytes, fmt: str, name: str) -> Picture:
