@@ -141,7 +141,8 @@ def _from_pillow(img: Image.Image, data: bytes, fmt: str, name: str) -> Picture:
     orientation = _orientation(img)
 
     if fmt in ("png", "tiff") and _is_16bit(img, data, fmt):
-        rgb, alpha = _decode_16bit_cv2(data, name)
+        safe = _png_for_cv2(data, name) if fmt == "png" else _tiff_checked_for_cv2(img, data, name)
+        rgb, alpha = _decode_16bit_cv2(safe, name)
         rgb, alpha = _orient_arrays(rgb, alpha, orientation)
         return Picture(rgb, alpha, icc, exif, fmt, name)
 
@@ -212,6 +213,48 @@ def _is_16bit(img: Image.Image, data: bytes, fmt: str) -> bool:
     if isinstance(bits, tuple):
         return any(b == 16 for b in bits)
     return bits == 16
+
+
+#: the chunks a still PNG needs; OpenCV is handed nothing else
+_CV2_PNG_CHUNKS = {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"}
+
+
+def _png_for_cv2(data: bytes, name: str) -> bytes:
+    """A minimal copy of a PNG for OpenCV: only the still image's chunks, each inside the file.
+
+    Fuzzing found two ways raw bytes hurt OpenCV 5's reader: a malformed APNG (acTL/fcTL/fdAT)
+    segfaults it, and a chunk declaring more bytes than the file holds makes it spin for
+    seconds. Pillow has already parsed the header; we keep IHDR/PLTE/tRNS/IDAT/IEND only.
+    """
+    out = [data[:8]]
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        ctype = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            raise TruncatedImageError(
+                f"the PNG file is truncated (its {ctype.decode('latin-1')!r} chunk declares {length} bytes "
+                f"but only {len(data) - pos - 12} follow)", path=name)
+        if ctype in _CV2_PNG_CHUNKS:
+            out.append(data[pos:end])
+        pos = end
+        if ctype == b"IEND":
+            return b"".join(out)
+    raise TruncatedImageError("the PNG file is truncated (it ends before its IEND chunk)", path=name)
+
+
+def _tiff_checked_for_cv2(img: Image.Image, data: bytes, name: str) -> bytes:
+    """Refuse 16-bit TIFF layouts OpenCV's libtiff path cannot handle, before it sees them."""
+    tags = img.tag_v2
+    samples = int(tags.get(277, 1) or 1)  # SamplesPerPixel
+    bits = tags.get(258, (16,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    if not 1 <= samples <= 4 or len(bits) not in (1, samples) or any(b != 16 for b in bits):
+        raise CorruptImageError(
+            f"the 16-bit TIFF declares {samples} samples of {'/'.join(map(str, bits))} bits per pixel, "
+            "which is not an image layout alphacut reads", path=name)
+    return data
 
 
 def _decode_16bit_cv2(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
