@@ -88,6 +88,10 @@ def read_input(src: str | Path | bytes, *, name: str | None = None) -> tuple[byt
 def decode(data: bytes, *, name: str = "<image>", max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     """Decode ``data`` into an upright Picture, or raise an InputError that names ``name``."""
     fmt = sniff(data[:64], name=name)
+    if fmt == "webp":
+        declared = _webp_declared_size(data)
+        if declared:
+            _check_pixels(declared, name, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # e.g. "Corrupt EXIF data": EXIF is optional
@@ -128,6 +132,26 @@ def _check_pixels(size: tuple[int, int], name: str, max_pixels: int) -> None:
             "(raise it with --max-pixels if this is intended)",
             path=name,
         )
+
+
+def _webp_declared_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas a WebP declares, read from its first chunk.
+
+    Pillow opens every WebP through libwebp's animation decoder, which allocates the whole
+    canvas (width x height x 4 bytes, up to 1 GiB) inside ``Image.open``, before our check on
+    ``img.size`` can run; so the limit is applied to the header first.
+    """
+    if len(data) < 30:
+        return None
+    fourcc = data[12:16]
+    if fourcc == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if fourcc == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if fourcc == b"VP8 ":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    return None
 
 
 def _megapixels(pixels: int) -> str:
