@@ -9,6 +9,7 @@ Exit status 1 when any file FAILs (a non-AlphacutError exception or a hang).
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 from collections import Counter
 from pathlib import Path
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             if out.status == "FAIL":
                 key = f"FAIL:{out.code}"
             tally[f"{root.name}\t{key}"] += 1
-            print(f"{out.status:9} {out.code:18} {out.seconds:7.2f}s  {rel}  {out.detail}", flush=True)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # process peak so far, MB
+            print(f"{out.status:9} {out.code:18} {out.seconds:7.2f}s {peak:6d}MB  {rel}  {out.detail}", flush=True)
     print("\n# summary (root, outcome, files)")
     for key, count in sorted(tally.items()):
         print(f"{key}\t{count}")

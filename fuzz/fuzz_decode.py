@@ -23,8 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from harness import Finding, check_decode, load_seeds  # noqa: E402
-from mutators import mutate  # noqa: E402
+# harness (and through it PIL and alphacut) is imported lazily: atheris must instrument it on import
 
 CRASHES = Path(__file__).resolve().parent / "crashes"
 
@@ -40,6 +39,9 @@ def save_finding(data: bytes, message: str) -> Path:
 def run_loop(seconds: float, seed: int, max_inputs: int | None = None, quiet: bool = False,
              last_input: Path | None = None) -> tuple[Counter[str], list[str]]:
     """Mutate corpus seeds for ``seconds``; return outcome counts and the findings' messages."""
+    from harness import Finding, check_decode, load_seeds
+    from mutators import mutate
+
     rng = random.Random(seed)
     seeds = load_seeds()
     counts: Counter[str] = Counter()
@@ -63,19 +65,28 @@ def run_loop(seconds: float, seed: int, max_inputs: int | None = None, quiet: bo
 
 
 def run_atheris(argv: list[str]) -> None:
+    """Coverage-guided: libFuzzer mutates, starting from the corpus seeds written to fuzz/seeds/."""
     import atheris
+    import numpy  # noqa: F401 - imported before instrumentation: not ours to cover
 
-    with atheris.instrument_imports():
-        import PIL.Image  # noqa: F401
-        from harness import check_decode as instrumented_check
+    with atheris.instrument_imports(include=["PIL", "alphacut", "harness"]):
+        from harness import Finding, check_decode, load_seeds
+    seed_dir = Path(__file__).resolve().parent / "seeds"
+    seed_dir.mkdir(exist_ok=True)
+    for i, data in enumerate(load_seeds()):
+        (seed_dir / f"seed-{i:03d}").write_bytes(data)
 
     def one_input(data: bytes) -> None:
         try:
-            instrumented_check(data)
+            check_decode(data)
         except Finding as exc:
             save_finding(data, str(exc))
             raise
 
+    if not any(not a.startswith("-") for a in argv):
+        argv = [*argv, str(seed_dir)]
+    if not any(a.startswith("-max_len") for a in argv):
+        argv = ["-max_len=65536", *argv]
     atheris.Setup([sys.argv[0], *argv], one_input)
     atheris.Fuzz()
 
@@ -92,6 +103,8 @@ def main() -> int:
         limit = args.rss_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     if args.replay is not None:
+        from harness import Finding, check_decode
+
         bad = 0
         for path in args.replay:
             if path.suffix == ".txt":
