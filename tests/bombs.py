@@ -105,3 +105,15 @@ def all_bombs() -> dict[str, bytes]:
         "tiff-100000x100000": tiff_bomb(),
         "bmp-100000x100000": bmp_bomb(),
     }
+
+
+def avif_ispe_bomb(side: int = 16000) -> bytes:
+    """A 64x64 AVIF whose 'ispe' boxes declare side x side: libavif then decodes a side x side canvas."""
+    small = io.BytesIO()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(small, "AVIF")
+    data = bytearray(small.getvalue())
+    pos = data.find(b"ispe")
+    while pos != -1:
+        data[pos + 8:pos + 16] = struct.pack(">II", side, side)
+        pos = data.find(b"ispe", pos + 4)
+    return bytes(data)

@@ -91,3 +91,27 @@ def test_max_pixels_on_the_command_line(photo_jpeg: Path, tmp_path: Path) -> Non
     out = tmp_path / "out.png"
     code = main(["remove", str(photo_jpeg), "-o", str(out), "--max-pixels", "1000", "--json"])
     assert code == 3 and not out.exists()
+
+
+def test_tiny_files_expanding_under_the_pixel_limit_are_refused(tmp_path: Path) -> None:
+    """256 MP from a few KB (AVIF 'ispe'), 144 MP of compressed zeros (PNG): bombs under 260 MP."""
+    from bombs import avif_ispe_bomb
+
+    files = [tmp_path / "avif-ispe-16000.avif", tmp_path / "png-12000.png"]
+    files[0].write_bytes(avif_ispe_bomb(16_000))
+    files[1].write_bytes(png_bomb(12_000))
+    results = decode_in_child(files, max_pixels=260_000_000)
+    for name, r in results.items():
+        assert r["outcome"].startswith("too-large:") and "decompression bomb" in r["outcome"], (name, r)
+        assert r["seconds"] < 1.0 and r["rss_growth_mb"] < 20, (name, r)
+
+
+def test_the_200mp_phone_photo_is_not_taken_for_a_bomb() -> None:
+    from alphacut.imageio.decode import BOMB_PIXELS_PER_BYTE
+
+    from corpus_support import SHARED_FORMATS
+
+    path = SHARED_FORMATS / "heic" / "200MP.heic"
+    if not path.exists():
+        pytest.skip("the shared corpus is not here")
+    assert 12240 * 16320 < path.stat().st_size * BOMB_PIXELS_PER_BYTE / 10  # a wide margin

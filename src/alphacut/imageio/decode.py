@@ -98,6 +98,7 @@ def decode(data: bytes, *, name: str = "<image>", max_pixels: int = DEFAULT_MAX_
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             _check_pixels(img.size, name, max_pixels)
+            _check_expansion(img.size, len(data), name)
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)  # first frame of animations and multi-page files
             picture = _from_pillow(img, data, fmt, name)
@@ -108,7 +109,7 @@ def decode(data: bytes, *, name: str = "<image>", max_pixels: int = DEFAULT_MAX_
     except Image.UnidentifiedImageError:
         # Pillow names the BytesIO object here, which tells a user nothing: say what we know.
         raise CorruptImageError(
-            f"the file starts like a {fmt.upper()} image but its contents are corrupt or unreadable", path=name
+            f"the file has the {fmt.upper()} signature but its contents are corrupt or unreadable", path=name
         ) from None
     except OSError as exc:
         text = str(exc)
@@ -132,6 +133,26 @@ def _check_pixels(size: tuple[int, int], name: str, max_pixels: int) -> None:
             "(raise it with --max-pixels if this is intended)",
             path=name,
         )
+
+
+#: above this many pixels, a file must hold at least one byte per BOMB_PIXELS_PER_BYTE pixels
+BOMB_MIN_PIXELS = 50_000_000
+#: real photos sit below ~100 pixels per byte (the 200 MP HEIC: 83); a blank PNG reaches ~350
+BOMB_PIXELS_PER_BYTE = 2_000
+
+
+def _check_expansion(size: tuple[int, int], nbytes: int, name: str) -> None:
+    """Refuse a tiny file that declares a huge canvas, even under the pixel limit.
+
+    Fuzzing found a 6 KB AVIF whose 'ispe' box says 16000x16000: under the default limit, it
+    decoded to a 768 MB array (and the pipeline would need several GB more). No real image of
+    50+ megapixels fits in 1 byte per 2,000 pixels, so such a file is a decompression bomb.
+    """
+    pixels = size[0] * size[1]
+    if pixels > BOMB_MIN_PIXELS and pixels > nbytes * BOMB_PIXELS_PER_BYTE:
+        raise ImageTooLargeError(
+            f"{size[0]}x{size[1]} ({_megapixels(pixels)}) from a file of only {nbytes:,} bytes: "
+            "refused as a decompression bomb", path=name)
 
 
 def _webp_declared_size(data: bytes) -> tuple[int, int] | None:
