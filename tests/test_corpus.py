@@ -87,3 +87,35 @@ def test_every_input_error_code_is_documented() -> None:
     text = ERRORS_DOC.read_text()
     missing = [code for code in DOCUMENTED_CODES if f"`{code}`" not in text]
     assert not missing, f"docs/ERRORS.md does not document {missing}"
+
+
+def test_cli_reports_every_refusal_as_a_code_never_a_traceback(tmp_path: Path) -> None:
+    """The refusals as a user meets them: one JSON record each, exit 1 for the batch, no traceback."""
+    import json
+    import subprocess
+    import sys
+
+    from bombs import png_bomb
+
+    cases = {
+        "corrupted.heic": (LOCAL_CORPUS / "heic/error_cases/corrupted.heic").read_bytes(),
+        "truncated.jpg": (LOCAL_CORPUS / "jpeg_odd/truncated_jpeg.jpg").read_bytes(),
+        "empty.png": b"",
+        "notes.jpg": b"just some text, not an image",
+        "bomb.png": png_bomb(20_000),
+    }
+    expected = {"corrupted.heic": "corrupt", "truncated.jpg": "truncated", "empty.png": "empty",
+                "notes.jpg": "unsupported-format", "bomb.png": "too-large"}
+    paths = []
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "alphacut.cli", "remove", *paths, "-o", str(tmp_path / "out"), "--json"],
+                          capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(root / "src"), "PATH": "/usr/bin:/bin",
+                                                                             "ALPHACUT_OFFLINE": "1"})
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    records = {Path(r["input"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert {name: r["code"] for name, r in records.items()} == expected
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
