@@ -7,6 +7,7 @@ because Pillow folds 48/64-bit RGB(A) down to 8 bits and we promise to keep 16-b
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,8 @@ def decode(data: bytes, *, name: str = "<image>", max_pixels: int = DEFAULT_MAX_
         if "truncated" in text.lower() or "end of file" in text.lower() or "premature" in text.lower():
             raise TruncatedImageError(f"the {fmt.upper()} file is truncated ({text})", path=name) from None
         raise CorruptImageError(f"the {fmt.upper()} file is corrupt or unreadable ({text})", path=name) from None
-    except (ValueError, SyntaxError, EOFError, RuntimeError, IndexError, KeyError, TypeError) as exc:
+    except (ValueError, SyntaxError, EOFError, RuntimeError, IndexError, KeyError, TypeError,
+            ArithmeticError, struct.error) as exc:  # Pillow plugins' arithmetic on hostile headers
         raise CorruptImageError(f"the {fmt.upper()} file is corrupt or unreadable ({exc})", path=name) from None
     except MemoryError:
         raise ImageTooLargeError("not enough memory to decode this image", path=name) from None
