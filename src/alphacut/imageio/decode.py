@@ -288,7 +288,8 @@ def _png_for_cv2(data: bytes, name: str) -> bytes:
         pos = end
         if ctype == b"IEND":
             return b"".join(out)
-    raise TruncatedImageError("the PNG file is truncated (it ends before its IEND chunk)", path=name)
+    # no IEND: libpng (and Pillow on the 8-bit path) read such files when the IDATs are whole
+    return b"".join(out) + b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
 def _tiff_checked_for_cv2(img: Image.Image, data: bytes, name: str) -> bytes:
