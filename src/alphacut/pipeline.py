@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import UsageError
 from .imageio.decode import DEFAULT_MAX_PIXELS, Picture, decode, to_srgb
-from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, straight_rgba, convert_depth
+from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, StraightRGBA, convert_depth
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import estimate_foreground
 from .matte.predict import Runner, predict_matte
@@ -31,6 +31,8 @@ StageCallback = Callable[[str, float], None]
 #: images up to this many pixels on a side are fed as they are; larger ones are downscaled for
 #: inference only — the matte is applied back to the full-resolution original.
 INFERENCE_MAX_SIDE = 4096
+#: above this many pixels the Cutout keeps the decontaminated colour only, not the original too
+RELEASE_ORIGINAL_PIXELS = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,10 @@ def cut_out(
     on_stage("refining", 0.5)
     t = time.perf_counter()
     foreground = estimate_foreground(picture.rgb, matte) if options.decontaminate else picture.rgb
+    if options.decontaminate and matte.size > RELEASE_ORIGINAL_PIXELS:
+        # The original differs from the foreground only in the edge band; on huge photos keep
+        # one of them (the cutout needs the foreground) so memory stays bounded.
+        picture = replace(picture, rgb=foreground)
     timings["decontaminate"] = time.perf_counter() - t
     on_stage("refining", 1.0)
     return Cutout(picture, matte, foreground, options, timings=timings)
@@ -160,8 +166,12 @@ def subject_box(matte: np.ndarray, margin: int) -> tuple[int, int, int, int]:
     )
 
 
-def compose(cutout: Cutout, options: Options | None = None) -> tuple[np.ndarray, EncodeSettings]:
-    """The exact pixels to write, and the encoder settings that go with them."""
+def compose(cutout: Cutout, options: Options | None = None) -> tuple[np.ndarray | StraightRGBA, EncodeSettings]:
+    """The exact pixels to write, and the encoder settings that go with them.
+
+    A transparent cutout comes back as a ``StraightRGBA`` strip source (read a strip at a time
+    by the PNG writer and the verifier); a mask or a composite over a background as an array.
+    """
     opts = options or cutout.options
     picture = cutout.picture
     depth = output_bit_depth(picture, opts)
@@ -185,10 +195,7 @@ def compose(cutout: Cutout, options: Options | None = None) -> tuple[np.ndarray,
         a = matte[:, :, None]
         rgb = convert_depth(fg, depth).astype(np.float32) * a + colour * (1.0 - a)
         return np.rint(np.clip(rgb, 0, top)).astype(np.uint16 if depth == 16 else np.uint8), settings
-    pixels = straight_rgba(fg, matte, depth)
-    if opts.clear_transparent:
-        pixels[pixels[:, :, 3] == 0, :3] = 0
-    return pixels, settings
+    return StraightRGBA(fg, matte, depth, clear_transparent=opts.clear_transparent), settings
 
 
 def render(cutout: Cutout, options: Options | None = None, *, name: str = "<output>", on_stage: StageCallback = _noop) -> bytes:

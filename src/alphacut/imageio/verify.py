@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import AlphacutError, VerificationError
-from .encode import EncodeSettings
+from .encode import EncodeSettings, StraightRGBA, pixel_rows
 from .sniff import sniff
 
 
@@ -50,7 +50,8 @@ def decode_for_check(data: bytes, settings: EncodeSettings) -> tuple[np.ndarray,
     return np.asarray(img), False
 
 
-def verify_encoded(data: bytes, expected: np.ndarray, settings: EncodeSettings, *, name: str = "<output>") -> None:
+def verify_encoded(data: bytes, expected: np.ndarray | StraightRGBA, settings: EncodeSettings, *,
+                   name: str = "<output>") -> None:
     """Raise VerificationError unless ``data`` decodes back to ``expected`` (see module doc)."""
 
     def fail(reason: str) -> None:
@@ -68,7 +69,7 @@ def verify_encoded(data: bytes, expected: np.ndarray, settings: EncodeSettings, 
         fail(f"it does not decode ({exc})")
     if got.shape[:2] != expected.shape[:2]:
         fail(f"size {got.shape[1]}x{got.shape[0]} instead of {expected.shape[1]}x{expected.shape[0]}")
-    exp_ch = 1 if expected.ndim == 2 else expected.shape[2]
+    exp_ch = 1 if len(expected.shape) == 2 else expected.shape[2]
     got_ch = 1 if got.ndim == 2 else got.shape[2]
     if exp_ch != got_ch or got.dtype != expected.dtype:
         fail(f"layout {got_ch} channel(s) {got.dtype} instead of {exp_ch} channel(s) {expected.dtype}")
@@ -103,7 +104,7 @@ class _Stats:
     weight: float = 0.0
 
 
-def _compare(got: np.ndarray, expected: np.ndarray, channels: int, bgr: bool = False) -> _Stats:
+def _compare(got: np.ndarray, expected: np.ndarray | StraightRGBA, channels: int, bgr: bool = False) -> _Stats:
     """Differences between decoded and expected pixels, strip by strip.
 
     Colour counts only under visible pixels, weighted by alpha (a colour error under a 1%
@@ -115,7 +116,7 @@ def _compare(got: np.ndarray, expected: np.ndarray, channels: int, bgr: bool = F
     stats = _Stats()
     for y0 in range(0, expected.shape[0], STRIP_ROWS):
         g = got[y0 : y0 + STRIP_ROWS]
-        e = expected[y0 : y0 + STRIP_ROWS]
+        e = pixel_rows(expected, y0, min(expected.shape[0], y0 + STRIP_ROWS))
         if bgr and channels in (3, 4):
             g = cv2.cvtColor(g, cv2.COLOR_BGRA2RGBA if channels == 4 else cv2.COLOR_BGR2RGB)
         d = cv2.absdiff(np.ascontiguousarray(g), np.ascontiguousarray(e))
