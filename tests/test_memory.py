@@ -25,5 +25,5 @@ def test_inference_activations_are_released_after_a_run(isnet) -> None:  # noqa:
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     mb = json.loads(out.stdout.strip().splitlines()[-1])
-    # IS-Net's activations at 1024² take ~1.7 GB; ONNX Runtime's arena would keep them
+    # IS-Net's activations at 1024² take ~1.7 GB; an ONNX Runtime memory arena would keep them
     assert mb["after"] - mb["loaded"] < 700, mb
