@@ -130,4 +130,6 @@ def test_cli_reports_every_refusal_as_a_code_never_a_traceback(tmp_path: Path) -
     assert "Traceback" not in proc.stderr + proc.stdout
     records = {Path(r["input"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
     assert {name: r["code"] for name, r in records.items()} == expected
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    out = tmp_path / "out"
+    written = [p.name for p in out.iterdir() if p.name != "manifest.jsonl"] if out.exists() else []
+    assert written == [], "no output for a refused file"
