@@ -72,23 +72,41 @@ report(time.perf_counter() - t)
 }
 
 
-def default_image(tmp: Path) -> Path:
-    """A real 12 MP camera JPEG from the eval corpus, else a synthetic 12 MP photo."""
-    real = EVAL / "formats/jpeg_odd/libavif/dog_exif_extended_xmp_icc.jpg"
-    if real.exists():
-        return real
+def default_images(tmp: Path, which: list[str]) -> list[Path]:
+    """Real camera photos from the eval corpus at 1, 12 and 24 MP plus a 12 MP HEIC; synthetic
+    photos of the same sizes when the corpus is absent."""
     import numpy as np
     from PIL import Image
 
-    rng = np.random.default_rng(0)
-    h, w = 3024, 4032
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.stack([x / w * 255, y / h * 255, (x + y) / (w + h) * 255], -1)
-    disc = ((x - w / 2) ** 2 + (y - h / 2) ** 2 < (h / 3) ** 2)[..., None]
-    img = np.where(disc, 255 - img, img) + rng.normal(0, 6, (h, w, 3))
-    path = tmp / "synthetic-12mp.jpg"
-    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, quality=90)
-    return path
+    dog = EVAL / "formats/jpeg_odd/libavif/dog_exif_extended_xmp_icc.jpg"
+    heic = EVAL / "formats/heic/pug.heic"
+    if dog.exists():
+        base = Image.open(dog)
+        base.load()
+    else:
+        rng = np.random.default_rng(0)
+        h, w = 3024, 4032
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        img = np.stack([x / w * 255, y / h * 255, (x + y) / (w + h) * 255], -1)
+        disc = ((x - w / 2) ** 2 + (y - h / 2) ** 2 < (h / 3) ** 2)[..., None]
+        img = np.where(disc, 255 - img, img) + rng.normal(0, 6, (h, w, 3))
+        base = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    out = []
+    for key in which:
+        if key == "12mp" and dog.exists():
+            out.append(dog)
+            continue
+        if key == "heic12":
+            if heic.exists():
+                out.append(heic)
+            continue
+        mp = {"1mp": 1.0, "12mp": 12.2, "24mp": 24.0}[key]
+        scale = (mp * 1e6 / (base.size[0] * base.size[1])) ** 0.5
+        size = (round(base.size[0] * scale), round(base.size[1] * scale))
+        path = tmp / f"photo-{key}.jpg"
+        base.resize(size, Image.Resampling.LANCZOS).save(path, quality=92)
+        out.append(path)
+    return out
 
 
 def run_case(code: str, model: str, image: Path, out: Path) -> dict | None:
@@ -102,10 +120,24 @@ def run_case(code: str, model: str, image: Path, out: Path) -> dict | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def print_table(results: dict[str, list[dict]]) -> None:
+    med = {c: statistics.median(r["seconds"] for r in rs) for c, rs in results.items() if rs}
+    rss = {c: max(r["peak_rss_mb"] for r in rs) for c, rs in results.items() if rs}
+    print("| case | median s | peak RSS MB | ×bare | ×rembg time | ×rembg RSS |")
+    print("|---|---|---|---|---|---|")
+    nan = float("nan")
+    for c in med:
+        bare = med[c] / med["bare inference"] if "bare inference" in med else nan
+        vs_t = med[c] / med["rembg"] if "rembg" in med else nan
+        vs_m = rss[c] / rss["rembg"] if "rembg" in rss else nan
+        print(f"| {c} | {med[c]:.2f} | {rss[c]:.0f} | {bare:.2f} | {vs_t:.2f} | {vs_m:.2f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="isnet")
-    ap.add_argument("--image", type=Path, default=None)
+    ap.add_argument("--image", type=Path, action="append", help="a photo to time (repeatable)")
+    ap.add_argument("--sizes", default="1mp,12mp,24mp,heic12", help="built-in photos to time")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     try:
@@ -116,27 +148,22 @@ def main() -> int:
         cases = [c for c in CASES if c != "rembg"]
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        image = args.image or default_image(tmp)
+        images = args.image or default_images(tmp, args.sizes.split(","))
+        import pillow_heif
         from PIL import Image
 
-        with Image.open(image) as im:
-            mp = im.size[0] * im.size[1] / 1e6
-        print(f"image: {image.name} ({mp:.1f} MP), model: {args.model}, rounds: {args.rounds}")
-        results: dict[str, list[dict]] = {c: [] for c in cases}
-        for _ in range(args.rounds):
-            for case in cases:  # alternate so drift hits every case alike
-                r = run_case(CASES[case], args.model, image, tmp / f"{case.replace(' ', '_')}.png")
-                if r:
-                    results[case].append(r)
-    med = {c: statistics.median(r["seconds"] for r in rs) for c, rs in results.items() if rs}
-    rss = {c: max(r["peak_rss_mb"] for r in rs) for c, rs in results.items() if rs}
-    print(f"\n| case | median s | peak RSS MB | ×bare | ×rembg time | ×rembg RSS |")
-    print("|---|---|---|---|---|---|")
-    for c in med:
-        bare = med[c] / med["bare inference"] if "bare inference" in med else float("nan")
-        vs_t = med[c] / med["rembg"] if "rembg" in med else float("nan")
-        vs_m = rss[c] / rss["rembg"] if "rembg" in rss else float("nan")
-        print(f"| {c} | {med[c]:.2f} | {rss[c]:.0f} | {bare:.2f} | {vs_t:.2f} | {vs_m:.2f} |")
+        pillow_heif.register_heif_opener()
+        for image in images:
+            with Image.open(image) as im:
+                mp = im.size[0] * im.size[1] / 1e6
+            print(f"\n### {image.name} ({mp:.1f} MP), model {args.model}, {args.rounds} rounds, alternated")
+            results: dict[str, list[dict]] = {c: [] for c in cases}
+            for _ in range(args.rounds):
+                for case in cases:  # alternate so drift hits every case alike
+                    r = run_case(CASES[case], args.model, image, tmp / f"{case.replace(' ', '_')}.png")
+                    if r:
+                        results[case].append(r)
+            print_table(results)
     return 0
 
 

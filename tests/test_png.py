@@ -42,3 +42,21 @@ def test_metadata_chunks() -> None:
     img = Image.open(io.BytesIO(data))
     assert img.info["icc_profile"] == icc
     assert img.getexif()[0x010F] == "alphacut-test"
+
+
+def test_stream_checksum_is_right_across_strips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """zlib.decompress checks the adler32 that the strips' checksums were combined into."""
+    import struct
+    import zlib
+
+    monkeypatch.setattr(png, "STRIP_BYTES", 777)
+    pixels = np.random.default_rng(3).integers(0, 256, size=(90, 70, 3), dtype=np.uint8)
+    data = png.write_png(pixels, threads=3)
+    idat, pos = b"", 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            idat += data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    raw = zlib.decompress(idat)  # raises on a wrong checksum
+    assert len(raw) == 90 * (70 * 3 + 1)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import UsageError
 from .imageio.decode import DEFAULT_MAX_PIXELS, Picture, decode, to_srgb
-from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, straight_rgba, convert_depth
+from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, StraightRGBA, convert_depth
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
 from .matte.predict import Runner, predict_matte
@@ -34,6 +34,8 @@ StageCallback = Callable[[str, float], None]
 INFERENCE_MAX_SIDE = 4096
 #: best tier: run the model again on a crop around a small subject (see matte.refine)
 SUBJECT_CROP_PASS = True
+#: above this many pixels the Cutout keeps the decontaminated colour only, not the original too
+RELEASE_ORIGINAL_PIXELS = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,10 @@ def cut_out(
         foreground = estimate_foreground(picture.rgb, matte, confidence_power=power)
     else:
         foreground = picture.rgb
+    if options.decontaminate and matte.size > RELEASE_ORIGINAL_PIXELS:
+        # The original differs from the foreground only in the edge band; on huge photos keep
+        # one of them (the cutout needs the foreground) so memory stays bounded.
+        picture = replace(picture, rgb=foreground)
     timings["decontaminate"] = time.perf_counter() - t
     on_stage("refining", 1.0)
     return Cutout(picture, matte, foreground, options, timings=timings)
@@ -199,8 +205,12 @@ def subject_box(matte: np.ndarray, margin: int) -> tuple[int, int, int, int]:
     )
 
 
-def compose(cutout: Cutout, options: Options | None = None) -> tuple[np.ndarray, EncodeSettings]:
-    """The exact pixels to write, and the encoder settings that go with them."""
+def compose(cutout: Cutout, options: Options | None = None) -> tuple[np.ndarray | StraightRGBA, EncodeSettings]:
+    """The exact pixels to write, and the encoder settings that go with them.
+
+    A transparent cutout comes back as a ``StraightRGBA`` strip source (read a strip at a time
+    by the PNG writer and the verifier); a mask or a composite over a background as an array.
+    """
     opts = options or cutout.options
     picture = cutout.picture
     depth = output_bit_depth(picture, opts)
@@ -224,10 +234,7 @@ def compose(cutout: Cutout, options: Options | None = None) -> tuple[np.ndarray,
         a = matte[:, :, None]
         rgb = to_unit_float(fg) * a + backdrop * (1.0 - a)
         return quantize(rgb, depth), settings
-    pixels = straight_rgba(fg, matte, depth)
-    if opts.clear_transparent:
-        pixels[pixels[:, :, 3] == 0, :3] = 0
-    return pixels, settings
+    return StraightRGBA(fg, matte, depth, clear_transparent=opts.clear_transparent), settings
 
 
 def _resize_rgb(img: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:

@@ -7,6 +7,7 @@ because Pillow folds 48/64-bit RGB(A) down to 8 bits and we promise to keep 16-b
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,12 +89,17 @@ def read_input(src: str | Path | bytes, *, name: str | None = None) -> tuple[byt
 def decode(data: bytes, *, name: str = "<image>", max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     """Decode ``data`` into an upright Picture, or raise an InputError that names ``name``."""
     fmt = sniff(data[:64], name=name)
+    if fmt == "webp":
+        declared = _webp_declared_size(data)
+        if declared:
+            _check_pixels(declared, name, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # e.g. "Corrupt EXIF data": EXIF is optional
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             _check_pixels(img.size, name, max_pixels)
+            _check_expansion(img.size, len(data), name)
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)  # first frame of animations and multi-page files
             picture = _from_pillow(img, data, fmt, name)
@@ -101,12 +107,18 @@ def decode(data: bytes, *, name: str = "<image>", max_pixels: int = DEFAULT_MAX_
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(f"refused as a decompression bomb: {exc}", path=name) from None
+    except Image.UnidentifiedImageError:
+        # Pillow names the BytesIO object here, which tells a user nothing: say what we know.
+        raise CorruptImageError(
+            f"the file has the {fmt.upper()} signature but its contents are corrupt or unreadable", path=name
+        ) from None
     except OSError as exc:
         text = str(exc)
         if "truncated" in text.lower() or "end of file" in text.lower() or "premature" in text.lower():
             raise TruncatedImageError(f"the {fmt.upper()} file is truncated ({text})", path=name) from None
         raise CorruptImageError(f"the {fmt.upper()} file is corrupt or unreadable ({text})", path=name) from None
-    except (ValueError, SyntaxError, EOFError, RuntimeError, IndexError, KeyError, TypeError) as exc:
+    except (ValueError, SyntaxError, EOFError, RuntimeError, IndexError, KeyError, TypeError,
+            ArithmeticError, struct.error) as exc:  # Pillow plugins' arithmetic on hostile headers
         raise CorruptImageError(f"the {fmt.upper()} file is corrupt or unreadable ({exc})", path=name) from None
     except MemoryError:
         raise ImageTooLargeError("not enough memory to decode this image", path=name) from None
@@ -119,10 +131,55 @@ def _check_pixels(size: tuple[int, int], name: str, max_pixels: int) -> None:
         raise CorruptImageError(f"the image declares an empty size {w}x{h}", path=name)
     if w * h > max_pixels:
         raise ImageTooLargeError(
-            f"{w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of {max_pixels / 1e6:.0f} "
+            f"{w}x{h} is {_megapixels(w * h)}, over the limit of {_megapixels(max_pixels)} "
             "(raise it with --max-pixels if this is intended)",
             path=name,
         )
+
+
+#: above this many pixels, a file must hold at least one byte per BOMB_PIXELS_PER_BYTE pixels
+BOMB_MIN_PIXELS = 50_000_000
+#: real photos sit below ~100 pixels per byte (the 200 MP HEIC: 83); a blank PNG reaches ~350
+BOMB_PIXELS_PER_BYTE = 2_000
+
+
+def _check_expansion(size: tuple[int, int], nbytes: int, name: str) -> None:
+    """Refuse a tiny file that declares a huge canvas, even under the pixel limit.
+
+    Fuzzing found a 6 KB AVIF whose 'ispe' box says 16000x16000: under the default limit, it
+    decoded to a 768 MB array (and the pipeline would need several GB more). No real image of
+    50+ megapixels fits in 1 byte per 2,000 pixels, so such a file is a decompression bomb.
+    """
+    pixels = size[0] * size[1]
+    if pixels > BOMB_MIN_PIXELS and pixels > nbytes * BOMB_PIXELS_PER_BYTE:
+        raise ImageTooLargeError(
+            f"{size[0]}x{size[1]} ({_megapixels(pixels)}) from a file of only {nbytes:,} bytes: "
+            "refused as a decompression bomb", path=name)
+
+
+def _webp_declared_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas a WebP declares, read from its first chunk.
+
+    Pillow opens every WebP through libwebp's animation decoder, which allocates the whole
+    canvas (width x height x 4 bytes, up to 1 GiB) inside ``Image.open``, before our check on
+    ``img.size`` can run; so the limit is applied to the header first.
+    """
+    if len(data) < 30:
+        return None
+    fourcc = data[12:16]
+    if fourcc == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if fourcc == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if fourcc == b"VP8 ":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    return None
+
+
+def _megapixels(pixels: int) -> str:
+    """'268 megapixels', or exact pixels for small limits (a limit of 0.001 MP reads as '0')."""
+    return f"{pixels / 1e6:.0f} megapixels" if pixels >= 10_000_000 else f"{pixels:,} pixels"
 
 
 def _from_pillow(img: Image.Image, data: bytes, fmt: str, name: str) -> Picture:
@@ -131,16 +188,15 @@ def _from_pillow(img: Image.Image, data: bytes, fmt: str, name: str) -> Picture:
     orientation = _orientation(img)
 
     if fmt in ("png", "tiff") and _is_16bit(img, data, fmt):
-        rgb, alpha = _decode_16bit_cv2(data, name)
+        safe = _png_for_cv2(data, name) if fmt == "png" else _tiff_checked_for_cv2(img, data, name)
+        rgb, alpha = _decode_16bit_cv2(safe, name)
         rgb, alpha = _orient_arrays(rgb, alpha, orientation)
         return Picture(rgb, alpha, icc, exif, fmt, name)
 
     if fmt == "heif":
-        depth = int(img.info.get("bit_depth", 8) or 8)
-        if depth > 8:
-            rgb, alpha = _decode_heif_high_depth(data)
-            # libheif already applied the container's rotation and mirroring
-            return Picture(rgb, alpha, icc, exif, fmt, name, {"bit_depth": depth})
+        # libheif has already applied the container's rotation and mirroring
+        rgb, alpha, depth = _decode_heif(data)
+        return Picture(rgb, alpha, icc, exif, fmt, name, {"bit_depth": depth})
 
     img.load()
     img = ImageOps.exif_transpose(img) or img
@@ -184,10 +240,12 @@ def _pillow_to_arrays(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         gray16 = np.round(np.clip(gray, 0, 1) * 65535).astype(np.uint16)
         return np.repeat(gray16[:, :, None], 3, axis=2), None
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
-    img = img.convert("RGBA" if has_alpha else "RGB")
-    arr = np.asarray(img)
+    target = "RGBA" if has_alpha else "RGB"
+    if mode != target:  # convert() copies even when the mode already matches
+        img = img.convert(target)
+    arr = np.asarray(img)  # one copy out of Pillow's buffer
     if not has_alpha:
-        return np.ascontiguousarray(arr), None
+        return arr, None
     alpha = arr[:, :, 3]
     rgb = np.ascontiguousarray(arr[:, :, :3])
     if alpha.min() == 255:
@@ -202,6 +260,49 @@ def _is_16bit(img: Image.Image, data: bytes, fmt: str) -> bool:
     if isinstance(bits, tuple):
         return any(b == 16 for b in bits)
     return bits == 16
+
+
+#: the chunks a still PNG needs; OpenCV is handed nothing else
+_CV2_PNG_CHUNKS = {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"}
+
+
+def _png_for_cv2(data: bytes, name: str) -> bytes:
+    """A minimal copy of a PNG for OpenCV: only the still image's chunks, each inside the file.
+
+    Fuzzing found two ways raw bytes hurt OpenCV 5's reader: a malformed APNG (acTL/fcTL/fdAT)
+    segfaults it, and a chunk declaring more bytes than the file holds makes it spin for
+    seconds. Pillow has already parsed the header; we keep IHDR/PLTE/tRNS/IDAT/IEND only.
+    """
+    out = [data[:8]]
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        ctype = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            raise TruncatedImageError(
+                f"the PNG file is truncated (its {ctype.decode('latin-1')!r} chunk declares {length} bytes "
+                f"but only {len(data) - pos - 12} follow)", path=name)
+        if ctype in _CV2_PNG_CHUNKS:
+            out.append(data[pos:end])
+        pos = end
+        if ctype == b"IEND":
+            return b"".join(out)
+    # no IEND: libpng (and Pillow on the 8-bit path) read such files when the IDATs are whole
+    return b"".join(out) + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _tiff_checked_for_cv2(img: Image.Image, data: bytes, name: str) -> bytes:
+    """Refuse 16-bit TIFF layouts OpenCV's libtiff path cannot handle, before it sees them."""
+    tags = img.tag_v2
+    samples = int(tags.get(277, 1) or 1)  # SamplesPerPixel
+    bits = tags.get(258, (16,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    if not 1 <= samples <= 4 or len(bits) not in (1, samples) or any(b != 16 for b in bits):
+        raise CorruptImageError(
+            f"the 16-bit TIFF declares {samples} samples of {'/'.join(map(str, bits))} bits per pixel, "
+            "which is not an image layout alphacut reads", path=name)
+    return data
 
 
 def _decode_16bit_cv2(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -248,19 +349,21 @@ def _orient_arrays(rgb: np.ndarray, alpha: np.ndarray | None, orientation: int):
     return fix(rgb), (fix(alpha) if alpha is not None else None)
 
 
-def _decode_heif_high_depth(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
+def _decode_heif(data: bytes) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """HEIF pixels straight from libheif's buffer (no Pillow copies: a 200 MP photo is 600 MB)."""
     heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
-    arr = np.asarray(heif)
-    if arr.dtype != np.uint16:
-        arr = arr.astype(np.uint16) * 257
+    depth = int(heif.info.get("bit_depth", 8) or 8)
+    arr = np.asarray(heif)  # a view of the decoded buffer, kept alive by the array
+    top = 65535.0 if arr.dtype == np.uint16 else 255.0
     if arr.ndim == 2:
-        return np.repeat(arr[:, :, None], 3, axis=2), None
+        return np.repeat(arr[:, :, None], 3, axis=2), None, depth
+    if arr.shape[2] == 2:
+        return np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1].astype(np.float32) / np.float32(top), depth
     if arr.shape[2] == 4:
         a = arr[:, :, 3]
-        return np.ascontiguousarray(arr[:, :, :3]), (None if a.min() == 65535 else a.astype(np.float32) / 65535.0)
-    if arr.shape[2] == 2:
-        return np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1].astype(np.float32) / 65535.0
-    return np.ascontiguousarray(arr), None
+        alpha = None if a.min() == top else a.astype(np.float32) / np.float32(top)
+        return np.ascontiguousarray(arr[:, :, :3]), alpha, depth
+    return arr, None, depth
 
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))

@@ -42,13 +42,19 @@ class EncodeSettings:
             raise UsageError(f"{self.format.upper()} output is 8-bit only; use PNG or TIFF for 16-bit")
 
 
-def quantize(values: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Float 0..1 → uint8/uint16 by rounding (never truncation, never thresholding)."""
+def quantize(values: np.ndarray, bit_depth: int, *, strip_rows: int = 512) -> np.ndarray:
+    """Float 0..1 → uint8/uint16 by rounding (never truncation, never thresholding).
+
+    Row strips keep the float temporary small (a 200 MP matte would need another 800 MB).
+    """
     top = np.float32(65535.0 if bit_depth == 16 else 255.0)
-    scaled = values * top  # float32 in, one float32 temporary
-    np.clip(scaled, 0.0, top, out=scaled)
-    np.rint(scaled, out=scaled)
-    return scaled.astype(np.uint16 if bit_depth == 16 else np.uint8)
+    out = np.empty(values.shape, np.uint16 if bit_depth == 16 else np.uint8)
+    for y0 in range(0, values.shape[0], strip_rows):
+        scaled = values[y0 : y0 + strip_rows] * top
+        np.clip(scaled, 0.0, top, out=scaled)
+        np.rint(scaled, out=scaled)
+        out[y0 : y0 + strip_rows] = scaled
+    return out
 
 
 def convert_depth(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -62,18 +68,55 @@ def convert_depth(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
 
 def straight_rgba(foreground: np.ndarray, alpha: np.ndarray, bit_depth: int) -> np.ndarray:
     """Stack colour and quantised alpha: colour is **not** multiplied by alpha."""
-    rgb = convert_depth(foreground, bit_depth)
-    a = quantize(alpha, bit_depth)
-    out = np.empty(rgb.shape[:2] + (4,), rgb.dtype)
-    out[:, :, :3] = rgb
-    out[:, :, 3] = a
-    return out
+    return StraightRGBA(foreground, alpha, bit_depth).materialize()
 
 
-def encode_pixels(pixels: np.ndarray, settings: EncodeSettings) -> bytes:
+class StraightRGBA:
+    """Straight-alpha RGBA pixels made strip by strip from colour and the float matte.
+
+    The PNG writer and the verifier read it a strip at a time, so a 200-megapixel cutout is
+    never held as a whole RGBA array (800 MB) next to the colour and the matte it comes from.
+    Other encoders call ``materialize``.
+    """
+
+    def __init__(self, foreground: np.ndarray, alpha: np.ndarray, bit_depth: int,
+                 *, clear_transparent: bool = False) -> None:
+        self.foreground = foreground
+        self.alpha = alpha
+        self.bit_depth = bit_depth
+        self.clear_transparent = clear_transparent
+        self.dtype = np.dtype(np.uint16 if bit_depth == 16 else np.uint8)
+        self.shape = (alpha.shape[0], alpha.shape[1], 4)
+        self.ndim = 3
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows y0..y1 as (rows, W, 4)."""
+        rgb = convert_depth(self.foreground[y0:y1], self.bit_depth)
+        out = np.empty((rgb.shape[0], rgb.shape[1], 4), self.dtype)
+        out[:, :, :3] = rgb
+        out[:, :, 3] = quantize(self.alpha[y0:y1], self.bit_depth)
+        if self.clear_transparent:
+            out[out[:, :, 3] == 0, :3] = 0
+        return out
+
+    def materialize(self, strip_rows: int = 512) -> np.ndarray:
+        out = np.empty(self.shape, self.dtype)
+        for y0 in range(0, self.shape[0], strip_rows):
+            out[y0 : y0 + strip_rows] = self.rows(y0, min(self.shape[0], y0 + strip_rows))
+        return out
+
+
+def pixel_rows(pixels: np.ndarray | StraightRGBA, y0: int, y1: int) -> np.ndarray:
+    """Rows y0..y1 of either an array or a strip source."""
+    return pixels.rows(y0, y1) if isinstance(pixels, StraightRGBA) else pixels[y0:y1]
+
+
+def encode_pixels(pixels: np.ndarray | StraightRGBA, settings: EncodeSettings) -> bytes:
     """Encode (H,W), (H,W,3) or (H,W,4) uint8/uint16 pixels in ``settings.format``."""
     if settings.format == "png":
         return write_png(pixels, icc_profile=settings.icc_profile, exif=settings.exif)
+    if isinstance(pixels, StraightRGBA):
+        pixels = pixels.materialize()
     if pixels.dtype == np.uint16:
         return _encode_16bit(pixels, settings)
     mode = {2: "L", 3: "RGB", 4: "RGBA"}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]]

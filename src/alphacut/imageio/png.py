@@ -18,6 +18,7 @@ import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -39,50 +40,85 @@ def chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def _filtered_rows(pixels: np.ndarray) -> np.ndarray:
-    """Each row prefixed by filter type 2 ("Up": the byte minus the byte above)."""
-    h = pixels.shape[0]
-    if pixels.dtype == np.uint16:
-        pixels = pixels.astype(">u2", copy=False)
-    flat = np.ascontiguousarray(pixels).view(np.uint8).reshape(h, -1)
-    out = np.empty((h, flat.shape[1] + 1), np.uint8)
+def _byte_rows(block: np.ndarray) -> np.ndarray:
+    """Pixel rows as (rows, row bytes) uint8, big-endian for 16-bit (a view when possible)."""
+    if block.dtype == np.uint16:
+        block = block.astype(">u2", copy=False)
+    return np.ascontiguousarray(block).view(np.uint8).reshape(block.shape[0], -1)
+
+
+def _filter_strip(pixels: Any, y0: int, y1: int) -> bytes:
+    """Rows y0..y1, each prefixed by filter type 2 ("Up": the byte minus the byte above)."""
+    top = max(0, y0 - 1)
+    rows = _byte_rows(_rows(pixels, top, y1))  # with the row above, which "Up" needs
+    out = np.empty((y1 - y0, rows.shape[1] + 1), np.uint8)
     out[:, 0] = 2
-    out[0, 1:] = flat[0]
-    np.subtract(flat[1:], flat[:-1], out=out[1:, 1:])  # wraps modulo 256, as PNG requires
-    return out
-
-
-def _compress_strip(data: memoryview, last: bool) -> bytes:
-    comp = _deflate.compressobj(_LEVEL, zlib.DEFLATED, -15)
-    return comp.compress(data) + comp.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
-
-
-def _zlib_stream(raw: np.ndarray, threads: int) -> bytes:
-    buf = memoryview(raw.reshape(-1))
-    rows_per_strip = max(1, STRIP_BYTES // raw.shape[1])
-    bounds = [(i * raw.shape[1], min(raw.shape[0], i + rows_per_strip) * raw.shape[1])
-              for i in range(0, raw.shape[0], rows_per_strip)]
-    parts = [(buf[a:b], i == len(bounds) - 1) for i, (a, b) in enumerate(bounds)]
-    if threads > 1 and len(parts) > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:  # deflate releases the GIL
-            body = b"".join(pool.map(lambda p: _compress_strip(*p), parts))
+    if y0 == 0:
+        out[0, 1:] = rows[0]
+        np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])  # wraps modulo 256, as PNG requires
     else:
-        body = b"".join(_compress_strip(*p) for p in parts)
-    return b"\x78\x01" + body + struct.pack(">I", zlib.adler32(buf) & 0xFFFFFFFF)
+        np.subtract(rows[1:], rows[:-1], out=out[:, 1:])
+    return out.tobytes()
+
+
+def _rows(pixels: Any, y0: int, y1: int) -> np.ndarray:
+    """Rows of an array, or of a strip source with a ``rows(y0, y1)`` method."""
+    return pixels[y0:y1] if isinstance(pixels, np.ndarray) else pixels.rows(y0, y1)
+
+
+def _compress_strip(pixels: Any, y0: int, y1: int, last: bool) -> tuple[bytes, int, int]:
+    """Filter and deflate one strip; returns the deflate data, its raw length and adler32."""
+    raw = _filter_strip(pixels, y0, y1)
+    comp = _deflate.compressobj(_LEVEL, zlib.DEFLATED, -15)
+    data = comp.compress(raw) + comp.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
+    return data, len(raw), zlib.adler32(raw)
+
+
+def _adler32_combine(a1: int, a2: int, len2: int) -> int:
+    """adler32 of two concatenated buffers from theirs (zlib's adler32_combine, not in Python's zlib)."""
+    base = 65521
+    rem = len2 % base
+    s1 = a1 & 0xFFFF
+    s2 = (rem * s1) % base
+    s1 = (s1 + (a2 & 0xFFFF) + base - 1) % base
+    s2 = (((a1 >> 16) & 0xFFFF) + ((a2 >> 16) & 0xFFFF) + s2 + base - rem) % base
+    return (s2 << 16) | s1
+
+
+def _zlib_stream(pixels: Any, threads: int) -> bytes:
+    """One zlib stream from strips filtered and deflated independently (in parallel)."""
+    h = pixels.shape[0]
+    row_bytes = int(np.prod(pixels.shape[1:])) * np.dtype(pixels.dtype).itemsize
+    step = max(1, STRIP_BYTES // (row_bytes + 1))
+    spans = [(y0, min(h, y0 + step)) for y0 in range(0, h, step)]
+    jobs = [(pixels, y0, y1, i == len(spans) - 1) for i, (y0, y1) in enumerate(spans)]
+    if threads > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:  # NumPy and deflate release the GIL
+            parts = list(pool.map(lambda j: _compress_strip(*j), jobs))
+    else:
+        parts = [_compress_strip(*j) for j in jobs]
+    adler = 1
+    for _, length, part_adler in parts:
+        adler = _adler32_combine(adler, part_adler, length)
+    return b"\x78\x01" + b"".join(p[0] for p in parts) + struct.pack(">I", adler)
 
 
 def write_png(
-    pixels: np.ndarray,
+    pixels: Any,
     *,
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
     threads: int | None = None,
 ) -> bytes:
-    """Encode (H,W), (H,W,3) or (H,W,4) uint8/uint16 pixels as PNG bytes."""
+    """Encode (H,W), (H,W,3) or (H,W,4) uint8/uint16 pixels as PNG bytes.
+
+    ``pixels`` is an array, or a strip source (``shape``, ``dtype``, ``rows(y0, y1)``) such as
+    ``encode.StraightRGBA``, read a strip at a time.
+    """
     if pixels.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"PNG pixels must be uint8 or uint16, not {pixels.dtype}")
     h, w = pixels.shape[:2]
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    channels = 1 if len(pixels.shape) == 2 else pixels.shape[2]
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     depth = 16 if pixels.dtype == np.uint16 else 8
     out = [SIGNATURE, chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour_type, 0, 0, 0))]
@@ -90,7 +126,7 @@ def write_png(
         out.append(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
     if exif:
         out.append(chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    stream = _zlib_stream(_filtered_rows(pixels), threads or min(4, os.cpu_count() or 1))
+    stream = _zlib_stream(pixels, threads or min(4, os.cpu_count() or 1))
     for start in range(0, len(stream), 1 << 24):  # IDAT chunks of at most 16 MiB
         out.append(chunk(b"IDAT", stream[start : start + (1 << 24)]))
     out.append(chunk(b"IEND", b""))

@@ -9,12 +9,13 @@ tolerance — which is what catches premultiplied or thresholded output.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from ..errors import AlphacutError, VerificationError
-from .encode import EncodeSettings
+from .encode import EncodeSettings, StraightRGBA, pixel_rows
 from .sniff import sniff
 
 
@@ -29,22 +30,28 @@ def colour_tolerance(settings: EncodeSettings) -> tuple[float, float]:
     return 255.0 * scale, (6.0 + (100 - settings.quality) / 4.0) * scale
 
 
-def decode_for_check(data: bytes, settings: EncodeSettings) -> np.ndarray:
-    if settings.bit_depth == 16:
+def decode_for_check(data: bytes, settings: EncodeSettings) -> tuple[np.ndarray, bool]:
+    """Decode with a standard decoder; returns the pixels and whether they are in BGR(A) order.
+
+    PNG and 16-bit TIFF go through OpenCV (libpng/libtiff), which decodes into one buffer that we use
+    as it is — the channel order is swapped strip by strip during the comparison, so a 200 MP
+    check does not hold a second full-size copy. WebP, AVIF and 8-bit TIFF go through Pillow.
+    """
+    # OpenCV reads Pillow's 8-bit RGBA TIFF (unassociated alpha) as associated; Pillow reads it right
+    if settings.format == "png" or (settings.format == "tiff" and settings.bit_depth == 16):
         import cv2
 
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
         if arr is None:
-            raise ValueError("OpenCV could not decode it")
-        if arr.ndim == 3:
-            arr = arr[:, :, [2, 1, 0, 3][: arr.shape[2]]]
-        return arr
+            raise ValueError("the decoder rejected the file")
+        return arr, arr.ndim == 3
     img = Image.open(io.BytesIO(data))
     img.load()
-    return np.asarray(img)
+    return np.asarray(img), False
 
 
-def verify_encoded(data: bytes, expected: np.ndarray, settings: EncodeSettings, *, name: str = "<output>") -> None:
+def verify_encoded(data: bytes, expected: np.ndarray | StraightRGBA, settings: EncodeSettings, *,
+                   name: str = "<output>") -> None:
     """Raise VerificationError unless ``data`` decodes back to ``expected`` (see module doc)."""
 
     def fail(reason: str) -> None:
@@ -57,40 +64,80 @@ def verify_encoded(data: bytes, expected: np.ndarray, settings: EncodeSettings, 
     if found != settings.format:
         fail(f"expected a {settings.format.upper()} signature, found {found}")
     try:
-        got = decode_for_check(data, settings)
+        got, bgr = decode_for_check(data, settings)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a verification failure
         fail(f"it does not decode ({exc})")
     if got.shape[:2] != expected.shape[:2]:
         fail(f"size {got.shape[1]}x{got.shape[0]} instead of {expected.shape[1]}x{expected.shape[0]}")
-    exp_ch = 1 if expected.ndim == 2 else expected.shape[2]
+    exp_ch = 1 if len(expected.shape) == 2 else expected.shape[2]
     got_ch = 1 if got.ndim == 2 else got.shape[2]
     if exp_ch != got_ch or got.dtype != expected.dtype:
         fail(f"layout {got_ch} channel(s) {got.dtype} instead of {exp_ch} channel(s) {expected.dtype}")
+    stats = _compare(got, expected, exp_ch, bgr)
     if exp_ch == 1:
-        diff = np.abs(got.astype(np.int32) - expected.astype(np.int32))
-        if diff.max() > 1:
-            fail(f"mask differs from the matte by up to {int(diff.max())} levels")
+        if stats.alpha_max > 1:
+            fail(f"mask differs from the matte by up to {stats.alpha_max} levels")
         return
-    if exp_ch == 4:
-        alpha_diff = np.abs(got[:, :, 3].astype(np.int32) - expected[:, :, 3].astype(np.int32))
-        if alpha_diff.max() > 1:
-            fail(f"alpha differs from round(matte x max) by up to {int(alpha_diff.max())} levels")
-        visible = expected[:, :, 3] > 0
-    else:
-        visible = np.ones(expected.shape[:2], bool)
-    if not visible.any():
+    if stats.alpha_max > 1:
+        fail(f"alpha differs from round(matte x max) by up to {stats.alpha_max} levels")
+    if stats.weight == 0:
         return
-    colour_diff = np.abs(got[:, :, :3][visible].astype(np.int32) - expected[:, :, :3][visible].astype(np.int32))
     max_err, mean_err = colour_tolerance(settings)
-    if exp_ch == 4:
-        # weight by alpha: a colour error under a 1% visible pixel is 1% as visible
-        weights = expected[:, :, 3][visible].astype(np.float32)[:, None]
-        mean = float((colour_diff * weights).sum() / max(float(weights.sum()) * 3.0, 1e-6))
-    else:
-        mean = float(colour_diff.mean())
-    if colour_diff.max() > max_err or mean > mean_err:
+    mean = stats.weighted_sum / (stats.weight * 3.0)
+    if stats.colour_max > max_err or mean > mean_err:
         fail(
-            f"colour under visible pixels differs by up to {int(colour_diff.max())} "
+            f"colour under visible pixels differs by up to {stats.colour_max} "
             f"(alpha-weighted mean {mean:.2f}; allowed {max_err:.0f}/{mean_err:.2f}) — "
             "premultiplied or damaged colour"
         )
+
+
+#: rows compared at a time: the comparison's temporaries stay a few MB even at 200 MP
+STRIP_ROWS = 256
+
+
+@dataclass
+class _Stats:
+    alpha_max: int = 0
+    colour_max: int = 0
+    weighted_sum: float = 0.0
+    weight: float = 0.0
+
+
+def _compare(got: np.ndarray, expected: np.ndarray | StraightRGBA, channels: int, bgr: bool = False) -> _Stats:
+    """Differences between decoded and expected pixels, strip by strip.
+
+    Colour counts only under visible pixels, weighted by alpha (a colour error under a 1%
+    visible pixel is 1% as visible); without alpha every pixel has weight 1. OpenCV's absdiff
+    does the arithmetic in the pixels' own type, exactly (no widening copies).
+    """
+    import cv2
+
+    stats = _Stats()
+    for y0 in range(0, expected.shape[0], STRIP_ROWS):
+        g = got[y0 : y0 + STRIP_ROWS]
+        e = pixel_rows(expected, y0, min(expected.shape[0], y0 + STRIP_ROWS))
+        if bgr and channels in (3, 4):
+            g = cv2.cvtColor(g, cv2.COLOR_BGRA2RGBA if channels == 4 else cv2.COLOR_BGR2RGB)
+        d = cv2.absdiff(np.ascontiguousarray(g), np.ascontiguousarray(e))
+        if channels == 1:
+            stats.alpha_max = max(stats.alpha_max, int(d.max(initial=0)))
+            continue
+        if channels == 4:
+            stats.alpha_max = max(stats.alpha_max, int(d[:, :, 3].max(initial=0)))
+            alpha = e[:, :, 3]
+            visible = alpha > 0
+            weights = alpha.astype(np.float32).ravel()
+            stats.weight += float(weights.sum(dtype=np.float64))
+        else:
+            visible, weights = None, None
+            stats.weight += float(d.shape[0] * d.shape[1])
+        for c in range(3):
+            dc = d[:, :, c]
+            if visible is None:
+                stats.colour_max = max(stats.colour_max, int(dc.max(initial=0)))
+                stats.weighted_sum += float(dc.sum(dtype=np.float64))
+            else:  # colour under invisible pixels does not count
+                stats.colour_max = max(stats.colour_max, int(dc.max(initial=0, where=visible)))
+                stats.weighted_sum += float(np.dot(dc.astype(np.float32).ravel(), weights))
+    return stats

@@ -156,13 +156,15 @@ def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
 
     band = (p > CERTAIN) & (p < 1.0 - CERTAIN)
     if not band.any():
-        return _resize(m, (W, H)).astype(np.float32, copy=False)
+        return _resize(m, (W, H))
     k = 2 * r + 1
     band = cv2.dilate(band.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
 
     A, b = guided_filter_coefficients(Iw, p, r, EPS)
     del Iw
-    base = _resize(m, (W, H)).astype(np.float32, copy=True)
+    base = _resize(m, (W, H))  # a new float32 array (cv2.resize), filled in place below
+    if base is m:
+        base = base.copy()
     if (ww, wh) == (W, H):
         q = (A * to_unit_float(guide)).sum(axis=2) + b
         np.clip(q, 0.0, 1.0, out=q)
