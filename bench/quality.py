@@ -3,6 +3,8 @@
     .venv/bin/python bench/quality.py                       # u2netp + isnet, fast + best, 30 DAVIS frames
     .venv/bin/python bench/quality.py --models u2netp --limit 10 --no-rembg
     .venv/bin/python bench/quality.py --timing12           # also: 12 MP fast vs best, isnet
+    .venv/bin/python bench/quality.py --tiers fast,best-nocrop,best --rembg-modes default,-dc
+                        # best-nocrop: best without the second model pass on a small subject's crop
 
 Data: ``<repo>/../shared/eval`` (alphamatting-dev, davis345); skipped cleanly when absent.
 Models: alphacut's model store (``ALPHACUT_HOME`` or the user cache); ``--model-dir DIR`` imports
