@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import UsageError
 from .imageio.decode import DEFAULT_MAX_PIXELS, Picture, decode, to_srgb
-from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, StraightRGBA, convert_depth
+from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, StraightRGBA
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
 from .matte.predict import Runner, predict_matte
