@@ -134,10 +134,17 @@ def rembg_run(rembg: str, inputs: Path, out: Path, model: str) -> tuple[float, f
 
     path = ModelStore().ensure(model)
     out.mkdir(parents=True, exist_ok=True)
+    # rembg loads model files only from inside its own folder (U2NET_HOME): link ours in there
+    home = out.parent / "rembg-home"
+    home.mkdir(exist_ok=True)
+    link = home / path.name
+    if not link.exists():
+        link.symlink_to(path)
     name = "u2net_custom" if model.startswith("u2net") else "dis_custom"
-    cmd = [rembg, "p", "-m", name, "-x", json.dumps({"model_path": str(path)}), str(inputs), str(out)]
+    cmd = [rembg, "p", "-m", name, "-x", json.dumps({"model_path": str(link)}), str(inputs), str(out)]
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "U2NET_HOME": str(home)})
     peak = 0.0
     while proc.poll() is None:
         peak = max(peak, tree_rss_mb(proc.pid))
