@@ -7,16 +7,19 @@ suite judge files by the same rule: a file is either a verified cutout or refuse
 
 from __future__ import annotations
 
-import signal
+import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from alphacut.errors import AlphacutError
 from alphacut.imageio.decode import DEFAULT_MAX_PIXELS, decode
 from alphacut.pipeline import Options
+
+# one per-input time limit for the fuzzer and the corpus checks
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
+from harness import InputTimeout as FileTimeout, time_limit  # noqa: E402
 
 SHARED_FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "formats"
 LOCAL_CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
@@ -25,10 +28,6 @@ LOCAL_CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 FULL_PIPELINE_MAX_PIXELS = 300_000
 #: files larger than this are "slow": skipped by the default test run (ALPHACUT_SLOW=1 runs them)
 SLOW_PIXELS = 20_000_000
-
-
-class FileTimeout(Exception):
-    """A file ran past its time bound (a hang, as far as a user can tell)."""
 
 
 @dataclass
@@ -45,21 +44,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status != "FAIL"
-
-
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise FileTimeout in the main thread after ``seconds`` (Pillow's decode loop is Python, so it is interruptible)."""
-    def _expired(signum: int, frame: Any) -> None:
-        raise FileTimeout(f"took more than {seconds:.0f} s")
-
-    previous = signal.signal(signal.SIGALRM, _expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def corpus_files(root: Path) -> list[Path]:

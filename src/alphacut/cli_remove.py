@@ -221,8 +221,7 @@ def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
         summary = run_batch(args.inputs, args.output, options, resume=args.resume,
                             engine_kwargs=engine_kwargs(args), reporter=reporter)
     except AlphacutError as err:
-        print(f"alphacut: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _fail(err)
     except KeyboardInterrupt:
         print("alphacut: stopped", file=sys.stderr)
         return 130
@@ -237,8 +236,7 @@ def _run_beside(args: argparse.Namespace, options: Options) -> int:
     try:
         tasks = plan_tasks(args, options.format)
     except AlphacutError as err:
-        print(f"alphacut: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _fail(err)
     failed = 0
     try:
         with JobEngine(args.model, **engine_kwargs(args)) as engine:
@@ -262,21 +260,25 @@ def _run_beside(args: argparse.Namespace, options: Options) -> int:
     return 1 if failed else 0
 
 
+def _fail(err: AlphacutError) -> int:
+    """Report an error the way every subcommand does, and give its exit code."""
+    print(f"alphacut: error: {err}", file=sys.stderr)
+    return err.exit_code
+
+
 def run(args: argparse.Namespace) -> int:
     if _is_batch(args):
         try:
             options = options_from_args(args, args.format or "png")
         except AlphacutError as err:
-            print(f"alphacut: error: {err}", file=sys.stderr)
-            return err.exit_code
+            return _fail(err)
         return run_batch_cli(args, options)
     try:
         fmt = _format_for(args)
         options = options_from_args(args, fmt)
         tasks = plan_tasks(args, fmt)
     except AlphacutError as err:
-        print(f"alphacut: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _fail(err)
     if not tasks:
         print("alphacut: error: no images found in the given inputs", file=sys.stderr)
         return 3
