@@ -18,7 +18,7 @@ from . import pipeline
 from .errors import UsageError
 from .fsutil import atomic_write
 from .imageio.decode import Picture, read_input
-from .imageio.encode import EXTENSIONS, OUTPUT_FORMATS, straight_rgba
+from .imageio.encode import OUTPUT_FORMATS, straight_rgba
 from .models.catalog import DEFAULT_MODEL, ModelSpec, get_spec
 from .pipeline import Cutout, Options, StageCallback
 
@@ -192,7 +192,3 @@ def remove(src: Source, *, model: str = DEFAULT_MODEL, name: str | None = None, 
         if remover is None:
             remover = _default_removers[model] = Remover(model)
     return remover.remove(src, name=name, **options)
-
-
-def output_extension(fmt: str) -> str:
-    return EXTENSIONS[fmt]
