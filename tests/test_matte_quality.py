@@ -54,11 +54,11 @@ def test_upsample_never_stretches_and_keeps_certain_regions():
     assert not zeros.any()
 
 
-def test_upsample_uint16_and_large_strip_path(monkeypatch):
+def test_upsample_uint16_and_large_tile_path(monkeypatch):
     import alphacut.matte.upsample as U
 
-    monkeypatch.setattr(U, "WORK_MAX_SIDE", 64)  # force the low-res fit + strip-wise apply
-    monkeypatch.setattr(U, "STRIP_ROWS", 17)
+    monkeypatch.setattr(U, "WORK_MAX_SIDE", 64)  # force the low-res fit + tile-wise apply
+    monkeypatch.setattr(U, "TILE", 17)
     img, alpha, _, _ = _scene(dtype=np.uint16)
     import cv2
 

@@ -3,9 +3,10 @@
 Method: a colour *guided filter* (He, Sun & Tang 2010) run as a *fast guided filter*
 (He & Sun 2015). The local linear model ``alpha ≈ A · I + b`` is fitted at a bounded working
 resolution (never more than ``WORK_MAX_SIDE`` on the long side) and ``A``/``b`` are then
-upsampled and applied to the full-resolution guide in row strips, so edges follow the real
-image at every resolution while memory stays bounded (a 200-megapixel photo never holds more
-than the output matte plus one strip of float32 temporaries).
+upsampled and applied to the full-resolution guide tile by tile — only tiles that hold a soft
+edge, on every core (``tiles``) — so edges follow the real image at every resolution while
+memory stays bounded (a 200-megapixel photo never holds more than the output matte plus a few
+tiles of float32 temporaries).
 
 Everything is float32; the matte is never stretched, thresholded or quantised here.
 """
@@ -15,14 +16,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .tiles import TILE, Tile, all_tiles, band_tiles, map_tiles, resample_tile
+
 __all__ = ["upsample_matte", "guided_filter_coefficients", "apply_coefficients", "to_unit_float"]
 
 #: long side of the working resolution where the guided filter's coefficients are fitted
 WORK_MAX_SIDE = 2048
 #: regularisation of the guided filter (guide in 0..1); larger = smoother, smaller = follows colour edges
 EPS = 1e-4
-#: rows per strip when the coefficients are applied at full resolution
-STRIP_ROWS = 512
 #: matte values this close to 0 or 1 count as certain (the filter only changes the band between)
 CERTAIN = 1.0 / 512.0
 #: guided-filter radius in model pixels (converted to working pixels)
@@ -93,40 +94,33 @@ def guided_filter_coefficients(I: np.ndarray, p: np.ndarray, r: int, eps: float
 
 
 def apply_coefficients(A: np.ndarray, b: np.ndarray, guide: np.ndarray, base: np.ndarray,
-                       band: np.ndarray | None = None, strip_rows: int = STRIP_ROWS) -> np.ndarray:
-    """Evaluate ``A · I + b`` at the guide's full resolution, strip by strip, into ``base``
-    (modified in place and returned). ``A``/``b`` may be at a lower resolution: they are
-    bilinearly resampled with pixel-centre alignment. Where ``band`` (same size as ``A``) is
-    False, ``base`` is kept."""
+                       band: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
+    """Evaluate ``A · I + b`` at the guide's full resolution into ``base`` (modified in place
+    and returned). ``A``/``b`` may be at a lower resolution: they are bilinearly resampled with
+    pixel-centre alignment. Where ``band`` (same size as ``A``) is False, ``base`` is kept, and
+    tiles with no band pixel are not touched at all; the rest run on every core."""
     H, W = guide.shape[:2]
-    h, w = b.shape
-    sy, sx = h / H, w / W
-    xs = ((np.arange(W, dtype=np.float32) + 0.5) * np.float32(sx) - 0.5).astype(np.float32)
+    tile = tile or TILE
+    coeff = np.concatenate([A, b[..., None]], axis=2).astype(np.float32, copy=False)  # (h, w, 4)
     band_f = None if band is None else band.astype(np.float32)
-    coeff = np.dstack([A, b[..., None]]).astype(np.float32)  # (h, w, 4)
-    for y0 in range(0, H, strip_rows):
-        y1 = min(H, y0 + strip_rows)
-        ys = ((np.arange(y0, y1, dtype=np.float32) + 0.5) * np.float32(sy) - 0.5).astype(np.float32)
-        mx = np.broadcast_to(xs[None, :], (y1 - y0, W))
-        my = np.broadcast_to(ys[:, None], (y1 - y0, W))
-        mx = np.ascontiguousarray(mx)
-        my = np.ascontiguousarray(my)
-        if band_f is not None:
-            wband = cv2.remap(band_f, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            if not wband.any():
-                continue
-        c = cv2.remap(coeff, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        I = to_unit_float(guide[y0:y1])
+    tiles = all_tiles(H, W, tile) if band is None else band_tiles(band, H, W, tile)
+
+    def evaluate(t: Tile) -> None:
+        y0, y1, x0, x1 = t
+        c = resample_tile(coeff, H, W, t)
+        I = to_unit_float(guide[y0:y1, x0:x1])
         q = c[..., 3]
         q += c[..., 0] * I[..., 0]
         q += c[..., 1] * I[..., 1]
         q += c[..., 2] * I[..., 2]
         np.clip(q, 0.0, 1.0, out=q)
-        if band_f is not None:
-            seg = base[y0:y1]
-            seg += wband * (q - seg)
+        seg = base[y0:y1, x0:x1]
+        if band_f is None:
+            seg[...] = q
         else:
-            base[y0:y1] = q
+            seg += resample_tile(band_f, H, W, t) * (q - seg)
+
+    map_tiles(evaluate, tiles)
     return base
 
 
