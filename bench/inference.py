@@ -29,11 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 
-def build_variants(path: str, threads: int, openvino: bool) -> dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]]:
+def build_variants(path: str, threads: int, openvino: bool, cpu_copy: str | None = None
+                   ) -> dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]]:
     import onnxruntime as ort
 
     def session(providers=("CPUExecutionProvider",), provider_options=None, **opts):
         so = ort.SessionOptions()
+        model = opts.pop("model", path)
+        so.enable_mem_pattern = opts.pop("pattern", True)
         so.intra_op_num_threads = opts.pop("threads", threads)
         so.graph_optimization_level = opts.pop("level", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
         so.enable_cpu_mem_arena = opts.pop("arena", True)
@@ -41,7 +44,7 @@ def build_variants(path: str, threads: int, openvino: bool) -> dict[str, Callabl
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if opts.pop("sequential", False):
             so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        return ort.InferenceSession(path, so, providers=list(providers), provider_options=provider_options)
+        return ort.InferenceSession(model, so, providers=list(providers), provider_options=provider_options)
 
     def plain(**kw):
         def make():
@@ -71,6 +74,9 @@ def build_variants(path: str, threads: int, openvino: bool) -> dict[str, Callabl
         "arena off": plain(arena=False),
         "IO binding": lambda: io_binding(),
     }
+    if cpu_copy is not None:  # the store's float32 copy of a float16 model (models.variants)
+        variants["float32 copy"] = plain(model=cpu_copy)
+        variants["float32 copy, arena and pattern off (alphacut)"] = plain(model=cpu_copy, arena=False, pattern=False)
     if openvino:
         variants["OpenVINO CPU"] = plain(providers=("OpenVINOExecutionProvider",),
                                          provider_options=[{"device_type": "CPU"}])
@@ -92,11 +98,13 @@ def main() -> int:
     from alphacut.models.store import ModelStore
 
     spec = get_spec(args.model)
-    path = str(ModelStore().path(args.model))
+    store = ModelStore()
+    path = str(store.path(args.model))
+    copy = store.cpu_file(args.model)
     rng = np.random.default_rng(0)
     x = prepare_input(rng.integers(0, 256, (768, 1024, 3), dtype=np.uint8), spec)
     runners = {}
-    for name, make in build_variants(path, physical_cores(), args.openvino).items():
+    for name, make in build_variants(path, physical_cores(), args.openvino, str(copy) if copy else None).items():
         try:
             runners[name] = make()
             runners[name](x)  # warm-up
@@ -104,20 +112,24 @@ def main() -> int:
             print(f"{name}: unavailable ({str(exc).splitlines()[0][:120]})")
             runners.pop(name, None)
     times: dict[str, list[float]] = {n: [] for n in runners}
+    cpu: dict[str, list[float]] = {n: [] for n in runners}
     outputs = {}
     for _ in range(args.rounds):
         for name, run in runners.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             outputs[name] = run(x)
             times[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
     base = statistics.median(times["default"])
-    print(f"\nmodel {args.model}, input {tuple(x.shape)}, {args.rounds} rounds, interleaved\n")
-    print("| variant | median s | × default | max |Δ matte| |")
-    print("|---|---|---|---|")
+    base_cpu = statistics.median(cpu["default"])
+    print(f"\nmodel {args.model}, input {tuple(x.shape)}, {args.rounds} rounds, interleaved")
+    print("(CPU seconds are less disturbed by other load on a shared machine than wall time)\n")
+    print("| variant | median s | × default | median CPU s | × default CPU | max |Δ matte| |")
+    print("|---|---|---|---|---|---|")
     for name in runners:
-        med = statistics.median(times[name])
+        med, mc = statistics.median(times[name]), statistics.median(cpu[name])
         diff = float(np.abs(outputs[name].astype(np.float32) - outputs["default"].astype(np.float32)).max())
-        print(f"| {name} | {med:.3f} | {med / base:.2f} | {diff:.2e} |")
+        print(f"| {name} | {med:.3f} | {med / base:.2f} | {mc:.2f} | {mc / base_cpu:.2f} | {diff:.2e} |")
     return 0
 
 

@@ -150,7 +150,8 @@ class Remover:
 
                 store = self._store or ModelStore()
                 path = store.ensure(self.spec.name, accept_license=self._accept_license, progress=self._download_progress)
-                self._session = ModelSession(path, providers=self._providers, threads=self._threads)
+                self._session = ModelSession(path, cpu_path=store.cpu_file(self.spec.name),
+                                             providers=self._providers, threads=self._threads)
             return self._session
 
     def process(self, picture: Picture, options: Options, *, on_stage: StageCallback = pipeline._noop) -> Cutout:

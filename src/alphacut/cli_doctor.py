@@ -66,7 +66,7 @@ def collect(model: str | None = None) -> dict[str, Any]:
     installed = {m["name"]: m for m in models}
     if installed.get(name, {}).get("installed"):
         try:
-            session = ModelSession(store.path(name))
+            session = ModelSession(store.path(name), cpu_path=store.cpu_file(name))
             report["chosen_provider"] = session.provider
             report["degraded"] = session.degraded
             warnings.extend(session.warnings)

@@ -135,6 +135,7 @@ class JobEngine:
         pipelined: bool = True,
         providers: list[str] | None = None,
         model_path: str | Path | None = None,
+        cpu_model_path: str | Path | None = None,
         accept_license: bool = False,
     ) -> None:
         from ..models.catalog import DEFAULT_MODEL, get_spec
@@ -145,8 +146,12 @@ class JobEngine:
         if model_path is None:
             from ..models.store import ModelStore
 
-            model_path = ModelStore().ensure(self.model, accept_license=accept_license)
+            store = ModelStore()
+            model_path = store.ensure(self.model, accept_license=accept_license)
+            cpu_model_path = store.cpu_file(self.model)
         self.model_path = Path(model_path)
+        #: a float32 copy of a float16 model, run when CPU heads the provider chain
+        self.cpu_model_path = Path(cpu_model_path) if cpu_model_path is not None else None
         dw, dt = default_layout()
         self.workers = max(1, workers or dw)
         self.threads_per_worker = max(1, threads_per_worker or (dt if workers is None else max(1, physical_cores() // self.workers)))
@@ -425,6 +430,7 @@ class JobEngine:
         cfg = {
             "model": self.model,
             "model_path": str(self.model_path),
+            "cpu_model_path": str(self.cpu_model_path) if self.cpu_model_path is not None else None,
             "threads": self.threads_per_worker,
             "providers": self.providers,
             "artifacts_dir": str(self.artifacts_dir) if self.artifacts_dir is not None else None,

@@ -217,7 +217,8 @@ class _Worker:
         cfg = self.cfg
         try:
             self.spec = get_spec(cfg["model"])
-            self.session = ModelSession(cfg["model_path"], providers=cfg.get("providers"), threads=cfg.get("threads"))
+            self.session = ModelSession(cfg["model_path"], cpu_path=cfg.get("cpu_model_path"),
+                                        providers=cfg.get("providers"), threads=cfg.get("threads"))
         except BaseException as exc:  # noqa: BLE001
             code, reason = _plain_reason(exc)
             self.send(("fatal", code, reason))

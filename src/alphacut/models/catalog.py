@@ -53,6 +53,8 @@ class ModelSpec:
     md5: str | None = None
     #: the page that states the licence, shown next to it
     licence_url: str | None = None
+    #: a float16 graph: CPU providers run a float32 copy built once (``models.variants``)
+    cpu_float32: bool = False
 
     @property
     def pinned(self) -> bool:
@@ -77,6 +79,7 @@ CATALOG: dict[str, ModelSpec] = {
         normalization=Normalization(mean=(128.0, 128.0, 128.0), std=(256.0, 256.0, 256.0)),
         output="probability",
         sources=(NpmChunksSource("@imgly/background-removal-data", "1.4.5", "/models/medium"),),
+        cpu_float32=True,
     ),
     "isnet-small": ModelSpec(
         name="isnet-small",

@@ -124,7 +124,8 @@ def cmd_list(args: argparse.Namespace, store: ModelStore) -> int:
         table.add_row(
             i.name,
             "yes" if i.installed else "no",
-            _human(i.size if i.installed else i.expected_size),
+            _human(i.size if i.installed else i.expected_size)
+            + (f" (+{_human(i.cpu_copy_size)} CPU copy)" if i.cpu_copy_size else ""),
             i.licence,
             "yes" if i.commercial_use else "[bold red]no[/]",
             i.verified,
@@ -160,6 +161,7 @@ def cmd_pull(args: argparse.Namespace, store: ModelStore) -> int:
     with _progress_bar(sys.stderr.isatty()) as progress:
         path = store.pull(args.name, accept_license=args.accept_license, force=args.force,
                           progress=progress)
+    store.cpu_file(args.name)  # float16 models: build the CPU copy now, not on the first image
     print(path)
     return 0
 

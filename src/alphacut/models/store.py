@@ -7,6 +7,9 @@ Layout under ``<home>/models/`` (home = ``ALPHACUT_HOME`` or the user cache dir)
                            installed model costs a stat() and not a hash of 88 MB
     recorded.json          {name: {sha256, size, source}}: hashes of first downloads for models
                            whose upstream publishes none; later downloads must match them
+    <stem>.fp32.onnx       float32 copies of float16 models, for CPU providers (models.variants)
+    derived.json           {name: {source_sha256, converter, size, mtime_ns}}: what each copy
+                           was built from, so a changed source or converter rebuilds it
     .staging/              downloads in progress (``*.part`` files are resumed)
     .locks/                one fcntl lock per model, so two processes never pull it together
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -43,6 +47,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 Verified = Literal["ok", "unchecked", "mismatch", "absent"]
+_log = logging.getLogger("alphacut.models")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class ModelInfo:
     verified: Verified
     #: where the expected sha256 comes from: the catalog, a first download, or nowhere yet
     hash_origin: Literal["pinned", "recorded", "unknown"]
+    #: bytes of the float32 copy CPU providers run (float16 models only), None when absent
+    cpu_copy_size: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = self.__dict__.copy()
@@ -208,10 +215,12 @@ class ModelStore:
             verified = "mismatch"
         else:
             verified = "ok" if self._fast_ok(spec, path) else "unchecked"
+        copy = self._cpu_copy(spec)
         return ModelInfo(
             name=spec.name, installed=on_disk is not None, path=path, size=on_disk,
             expected_size=size, licence=spec.licence, commercial_use=spec.commercial_use,
             description=spec.description, verified=verified, hash_origin=origin,  # type: ignore[arg-type]
+            cpu_copy_size=copy.stat().st_size if copy.is_file() else None,
         )
 
     def path(self, name: str) -> Path:
@@ -230,6 +239,51 @@ class ModelStore:
                 f"run `alphacut models pull {name} --force`"
             )
         return p
+
+    def _cpu_copy(self, spec: ModelSpec) -> Path:
+        return self.dir / (Path(spec.filename).stem + ".fp32.onnx")
+
+    def cpu_file(self, name: str) -> Path | None:
+        """The file CPU providers should load instead of the installed model, or None.
+
+        For float16 models (``spec.cpu_float32``) that is a float32 copy, built on first use
+        from the installed file and rebuilt when that file or the converter changes. If it
+        cannot be built (the file is missing, ``onnx`` is absent), None: the original runs.
+        """
+        spec = get_spec(name)
+        if not spec.cpu_float32:
+            return None
+        source, dest = self._file(spec), self._cpu_copy(spec)
+        sha = self.expected(spec)[0] or self._read_state("verified.json").get(spec.name, {}).get("sha256")
+        if not source.is_file() or sha is None:
+            return None
+        from .variants import CONVERTER_VERSION, float32_copy
+
+        want = {"source_sha256": sha, "converter": CONVERTER_VERSION}
+
+        def current() -> bool:
+            state = self._read_state("derived.json").get(spec.name) or {}
+            try:
+                st = dest.stat()
+            except FileNotFoundError:
+                return False
+            return (all(state.get(k) == v for k, v in want.items())
+                    and state.get("size") == st.st_size and state.get("mtime_ns") == st.st_mtime_ns)
+
+        if current():
+            return dest
+        with self._lock(spec.name + ".fp32"):
+            if current():
+                return dest
+            try:
+                float32_copy(source, dest)
+            except Exception as exc:  # noqa: BLE001 - the float16 original still runs, only slower
+                _log.warning("could not build the float32 CPU copy of %s (%s); running the float16 file",
+                             spec.name, exc)
+                return None
+            st = dest.stat()
+            self._update_state("derived.json", spec.name, {**want, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        return dest
 
     # --- getting models -----------------------------------------------------------------
 
@@ -333,6 +387,8 @@ class ModelStore:
                 raise ModelNotInstalledError(f"model {name!r} is not installed")
             p.unlink()
             self._update_state("verified.json", spec.name, None)
+            self._cpu_copy(spec).unlink(missing_ok=True)
+            self._update_state("derived.json", spec.name, None)
             (self.dir / ".staging" / (spec.filename + ".part")).unlink(missing_ok=True)
         return p
 

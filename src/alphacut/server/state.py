@@ -294,9 +294,11 @@ class ServerState:
             def factory(model: str) -> Any:
                 from ..models.store import ModelStore
 
-                path = ModelStore(s.models_home).path(model)  # ModelNotInstalledError → 409 in the API
+                store = ModelStore(s.models_home)
+                path = store.path(model)  # ModelNotInstalledError → 409 in the API
                 return engine_cls(model, workers=s.workers, max_queue=s.max_queue,
-                                  artifacts_dir=self.artifacts_dir, model_path=path)
+                                  artifacts_dir=self.artifacts_dir, model_path=path,
+                                  cpu_model_path=store.cpu_file(model))
 
             self.engine = EnginePool(factory, self._on_engine_event, load_cutout=s.load_cutout)
             try:  # warm the default model's workers now, so the first image is quick
