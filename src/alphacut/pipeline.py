@@ -36,6 +36,9 @@ INFERENCE_MAX_SIDE = 4096
 SUBJECT_CROP_PASS = True
 #: above this many pixels the Cutout keeps the decontaminated colour only, not the original too
 RELEASE_ORIGINAL_PIXELS = 64_000_000
+#: up to this many pixels the RGBA output is built once and shared by the encoder and the
+#: verifier (128 MB at 8 bits); above it both read it strip by strip, so memory stays bounded
+SHARED_RGBA_PIXELS = 32_000_000
 
 
 @dataclass(frozen=True)
@@ -310,6 +313,8 @@ def render(cutout: Cutout, options: Options | None = None, *, name: str = "<outp
     on_stage("encoding", 0.0)
     t = time.perf_counter()
     pixels, settings = compose(cutout, options)
+    if isinstance(pixels, StraightRGBA) and pixels.shape[0] * pixels.shape[1] <= SHARED_RGBA_PIXELS:
+        pixels = pixels.materialize()  # built once, not once for the encoder and again to verify
     data = encode_pixels(pixels, settings)
     cutout.timings["encode"] = time.perf_counter() - t
     on_stage("verifying", 0.0)
