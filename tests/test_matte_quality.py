@@ -145,3 +145,26 @@ def test_paste_crop_matte_feathers_inside_only():
     assert 0 < out[10, 25] < 1  # feathered at an inner edge
     full = paste_crop_matte(m, np.ones((50, 60), np.float32), (0, 0, 60, 50))
     assert np.all(full == 1.0)  # image borders are not feathered
+
+
+def test_coefficients_in_parallel_bands_equal_the_whole_image_fit(monkeypatch):
+    """Band-parallel guided-filter fit: margins of 2r+1 rows make it exact, not approximately equal."""
+    import alphacut.matte.upsample as U
+
+    monkeypatch.setenv("ALPHACUT_TILE_THREADS", "3")
+    rng = np.random.default_rng(3)
+    I = rng.random((900, 300, 3), dtype=np.float32)
+    p = rng.random((900, 300), dtype=np.float32)
+    A1, b1 = U.guided_filter_coefficients(I, p, 6, 1e-4)
+    A2, b2 = U.parallel_coefficients(I, p, 6, 1e-4)
+    assert np.array_equal(A1, A2) and np.array_equal(b1, b2)
+
+
+def test_decontamination_tiles_run_on_threads_with_the_same_result(monkeypatch):
+    import alphacut.matte.decontaminate as D
+
+    img, alpha, _, _ = _scene(480, 2600, soft=10.0)  # long side above WORK_MAX_SIDE: tiled path
+    monkeypatch.setenv("ALPHACUT_TILE_THREADS", "1")
+    one = D.estimate_foreground(img, alpha)
+    monkeypatch.setenv("ALPHACUT_TILE_THREADS", "4")
+    assert np.array_equal(one, D.estimate_foreground(img, alpha))

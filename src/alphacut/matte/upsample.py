@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .tiles import TILE, Tile, all_tiles, band_tiles, map_tiles, resample_tile
+from .tiles import TILE, Tile, all_tiles, band_tiles, map_tiles, resample_tile, worker_threads
 
 __all__ = ["upsample_matte", "guided_filter_coefficients", "apply_coefficients", "to_unit_float"]
 
@@ -93,6 +93,33 @@ def guided_filter_coefficients(I: np.ndarray, p: np.ndarray, r: int, eps: float
     return _box(A, r), _box(b, r)
 
 
+def parallel_coefficients(I: np.ndarray, p: np.ndarray, r: int, eps: float
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """``guided_filter_coefficients`` computed in horizontal bands on every core.
+
+    Each output row depends on input rows within ``2r`` (a box filter of box-filtered
+    statistics), so a band computed with ``2r + 1`` rows of margin is exact; at the image's
+    own top and bottom the margin is the image edge, reflected as in the whole-image call.
+    """
+    h, w = p.shape
+    n = min(worker_threads(), h // 256)
+    if n <= 1:
+        return guided_filter_coefficients(I, p, r, eps)
+    A = np.empty((h, w, 3), np.float32)
+    b = np.empty((h, w), np.float32)
+    margin = 2 * r + 1
+    step = -(-h // n)
+
+    def band(t: Tile) -> None:
+        y0, y1 = t[0], t[1]
+        m0, m1 = max(0, y0 - margin), min(h, y1 + margin)
+        a_band, b_band = guided_filter_coefficients(I[m0:m1], p[m0:m1], r, eps)
+        A[y0:y1], b[y0:y1] = a_band[y0 - m0:y1 - m0], b_band[y0 - m0:y1 - m0]
+
+    map_tiles(band, [(y0, min(h, y0 + step), 0, w) for y0 in range(0, h, step)], threads=n)
+    return A, b
+
+
 def apply_coefficients(A: np.ndarray, b: np.ndarray, guide: np.ndarray, base: np.ndarray,
                        band: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
     """Evaluate ``A · I + b`` at the guide's full resolution into ``base`` (modified in place
@@ -154,7 +181,7 @@ def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
     k = 2 * r + 1
     band = cv2.dilate(band.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
 
-    A, b = guided_filter_coefficients(Iw, p, r, EPS)
+    A, b = parallel_coefficients(Iw, p, r, EPS)
     del Iw
     base = _resize(m, (W, H))  # a new float32 array (cv2.resize), filled in place below
     if base is m:
