@@ -362,7 +362,7 @@ class JobEngine:
     def _default_output(self, job: Job) -> Path:
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="alphacut-jobs-"))
-        stem = re.sub(r"[^\w.-]+", "_", Path(job.name).stem)[:80] or "image"
+        stem = _short(re.sub(r"[^\w.-]+", "_", Path(job.name).stem)) or "image"
         return self._workdir / job.id / f"{stem}.{EXTENSIONS[job.options.format]}"
 
     def _emit(self, job: Job, message: str = "") -> None:
@@ -698,6 +698,12 @@ class JobEngine:
                     last_police = time.monotonic()
                     self._police()
             self._deliver()
+
+
+def _short(stem: str, limit: int = 120) -> str:
+    """At most ``limit`` UTF-8 bytes: file names are limited to 255 bytes, not characters, and an
+    atomic write's temporary name adds to it (80 CJK characters are already 240 bytes)."""
+    return stem.encode("utf-8")[:limit].decode("utf-8", "ignore")
 
 
 def _after(stage: Stage) -> tuple[Stage, ...]:
