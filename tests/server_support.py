@@ -114,7 +114,8 @@ class LiveServer:
     def client(self, *, auth: bool = True, **kw: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
         headers.update(kw.pop("headers", {}))
-        return httpx.Client(base_url=self.base, headers=headers, timeout=60, **kw)
+        kw.setdefault("timeout", 60)
+        return httpx.Client(base_url=self.base, headers=headers, **kw)
 
     @property
     def state(self) -> Any:
@@ -131,10 +132,8 @@ class LiveServer:
 
 
 def start_server(tmp: Path, **overrides: Any) -> tuple[LiveServer, Any]:
-    import uvicorn
-
     from alphacut.server.app import create_app
-    from alphacut.server.run import bind_socket, make_server
+    from alphacut.server.run import bind_socket, make_config, make_server
 
     ModelStore(SHARED_HOME, offline=False).ensure(MODEL)
     engine = overrides.pop("engine", None)
@@ -150,7 +149,7 @@ def start_server(tmp: Path, **overrides: Any) -> tuple[LiveServer, Any]:
     settings = ServerSettings(port=port, model=MODEL, work_dir=tmp / "work", models_home=SHARED_HOME,
                               engine=engine, load_cutout=load_cutout, workers=1, **overrides)
     app = create_app(settings)
-    server = make_server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1), app)
+    server = make_server(make_config(app, settings, timeout_graceful_shutdown=1), app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     end = time.monotonic() + 30

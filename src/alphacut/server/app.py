@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import AlphacutError
@@ -23,6 +24,7 @@ from .security import SecurityMiddleware, SecurityPolicy
 from .state import ServerSettings, ServerState
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+HTTP_CODES = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "too-large"}
 
 
 def create_app(settings: ServerSettings | None = None, policy: SecurityPolicy | None = None) -> FastAPI:
@@ -34,6 +36,9 @@ def create_app(settings: ServerSettings | None = None, policy: SecurityPolicy | 
         allow_remote=settings.allow_remote,
         extra_hosts=frozenset(h.lower() for h in settings.extra_hosts),
         max_body_bytes=settings.max_upload_bytes + 1024 * 1024,  # multipart framing on top
+        body_idle_timeout_s=settings.body_timeout_s,
+        body_grace_s=settings.body_timeout_s,
+        body_min_rate=settings.body_min_rate,
     )
     state = ServerState(settings, policy)
     atexit.register(state.close)  # temp files go even if the lifespan never ran its end
@@ -71,6 +76,14 @@ def create_app(settings: ServerSettings | None = None, policy: SecurityPolicy | 
     @app.exception_handler(AlphacutError)
     async def _alphacut_error(request: Request, exc: AlphacutError) -> JSONResponse:
         return await _api_error(request, from_alphacut(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals (a malformed multipart body, an unknown path) in the API's one
+        # error shape rather than {"detail": ...}
+        code = HTTP_CODES.get(exc.status_code, "bad-request" if exc.status_code < 500 else "internal")
+        return JSONResponse({"code": code, "reason": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,6 +10,7 @@ import time
 import zipfile
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -243,6 +244,15 @@ def download_name(name: str, fmt: str) -> str:
     return f"{_stem(name)}{suffix}{EXPORT_EXT[fmt]}"
 
 
+def attachment(filename: str) -> str:
+    """A Content-Disposition value for any name: header values are Latin-1, so a name with other
+    characters (``日本.png``) goes in ``filename*`` (RFC 6266/5987) beside an ASCII fallback."""
+    fallback = re.sub(r'[^\x20-\x7e]|["\\%]', "_", filename)
+    if fallback == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 @router.get("/jobs/{job_id}/result", summary="The cutout, encoded and verified, as a download",
             responses={200: {"content": {"image/png": {}, "image/webp": {}, "image/avif": {}, "image/tiff": {}}}})
 def get_result(
@@ -259,7 +269,7 @@ def get_result(
     state.touch(job.id, downloaded=download)
     headers = {}
     if download:
-        headers["content-disposition"] = f'attachment; filename="{download_name(job.name, format)}"'
+        headers["content-disposition"] = attachment(download_name(job.name, format))
     return Response(data, media_type=_MEDIA[format], headers=headers)
 
 

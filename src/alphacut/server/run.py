@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 import threading
@@ -25,6 +26,61 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
+
+
+def guarded_h11(header_timeout_s: float) -> type:
+    """uvicorn's h11 protocol with a deadline on every request head.
+
+    uvicorn arms no timer before a connection's first request, nor while its headers trickle in,
+    so a client that connects and never finishes a request head (slowloris) would hold its
+    connection, and a file descriptor, for ever. Here each connection must complete a request
+    head within ``header_timeout_s`` of connecting or of its previous response, or it is closed.
+    (Bodies have their own pace limits in ``security.SecurityMiddleware``.)
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            super().connection_lost(exc)
+
+        def _arm_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self._head_timer = self.loop.call_later(header_timeout_s, self._head_timeout)
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            waiting_for_head = self.conn.their_state is h11.IDLE
+            if waiting_for_head and (self.cycle is None or self.cycle.response_complete):
+                if not self.transport.is_closing():
+                    self.transport.close()
+
+    return GuardedH11Protocol
+
+
+def make_config(app: Any, settings: ServerSettings, **kw: Any) -> Any:
+    """The uvicorn Config every server uses (the CLI's and the tests'): slow clients are cut off."""
+    import uvicorn
+
+    kw.setdefault("log_level", "warning")
+    kw.setdefault("access_log", False)
+    return uvicorn.Config(app, http=guarded_h11(settings.header_timeout_s), timeout_keep_alive=5, **kw)
 
 
 def make_server(config: Any, app: Any) -> Any:
@@ -52,8 +108,6 @@ def serve(host: str = "127.0.0.1", port: int = 0, open_browser: bool = True, *,
     """Run the web app until interrupted. Returns a process exit code."""
     from dataclasses import replace
 
-    import uvicorn
-
     from .app import create_app
 
     settings = replace(settings or ServerSettings(), host=host, port=port, allow_remote=allow_remote)
@@ -65,7 +119,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, open_browser: bool = True, *,
     policy = app.state.policy
     policy.port = bound_port
     url = policy.url()
-    config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=2, access_log=False)
+    config = make_config(app, settings, log_level=log_level, timeout_graceful_shutdown=2)
     server = make_server(config, app)
     if server_hook is not None:  # tests (and embedders) get the server to stop it
         server_hook(server)

@@ -16,6 +16,10 @@ OpenAPI document) is reachable without passing it. Checks run in this order:
    CORS preflight, which this server never grants), so Origin is then checked only when sent.
 4. **Body size**: a request body over the limit is refused (by Content-Length up front, or
    counted as it streams) with 413.
+5. **Body pace**: a body that stalls (no bytes for ``body_idle_timeout_s``) or trickles (slower
+   than ``body_min_rate`` bytes/s once ``body_grace_s`` has passed) is cut off with 408, so a
+   slow client cannot hold a request open for ever. Both refusals close the connection.
+   (A client that never finishes its request *head* is cut off by ``run.guarded_h11``.)
 
 Every response carries a strict Content-Security-Policy (nothing from any other origin, no
 inline script), ``nosniff``, no framing and no referrer.
@@ -23,6 +27,7 @@ inline script), ``nosniff``, no framing and no referrer.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -105,6 +110,11 @@ class SecurityPolicy:
     extra_hosts: frozenset[str] = frozenset()
     allow_remote: bool = False
     max_body_bytes: int = 256 * 1024 * 1024
+    #: a body with no new bytes for this long is cut off (408)
+    body_idle_timeout_s: float = 30.0
+    #: ... and so is one slower on average than this many bytes/s once the grace time is over
+    body_min_rate: float = 8 * 1024
+    body_grace_s: float = 30.0
     #: paths that never need the token (the login hint page's stylesheet and icon)
     public_paths: frozenset[str] = frozenset({"/favicon.ico", "/static/locked.css"})
 
@@ -147,8 +157,12 @@ def _headers(scope: Scope) -> dict[str, str]:
     return out
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyRefused(Exception):
+    """The request body broke a limit: answered with ``status`` (413 or 408) instead of the app's reply."""
+
+    def __init__(self, status: int, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.code, self.reason = status, code, reason
 
 
 class SecurityMiddleware:
@@ -228,30 +242,47 @@ class SecurityMiddleware:
                     await _json(send, 400, "bad-request", "invalid Content-Length")
                     return
                 if too_big:
-                    await _json(send, 413, "too-large", f"the upload is over the limit of {_mb(p.max_body_bytes)}")
+                    await _json(send, 413, "too-large", f"the upload is over the limit of {_mb(p.max_body_bytes)}",
+                                close=True)
                     return
 
         started = False
         seen = 0
-        overflow = False
+        refused: BodyRefused | None = None
+        body_done = False
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
 
         async def limited_receive() -> Message:
-            nonlocal seen, overflow
-            message = await receive()
+            nonlocal seen, refused, body_done
+            if body_done or refused is not None:
+                # after the body: only http.disconnect is left to wait for (streaming responses)
+                return await receive()
+            # the body must keep coming: not idle too long, not slower than the minimum rate
+            deadline = t0 + p.body_grace_s + seen / p.body_min_rate
+            wait = min(p.body_idle_timeout_s, deadline - loop.time())
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(wait, 0.001))
+            except asyncio.TimeoutError:
+                refused = BodyRefused(408, "too-slow", "the upload stalled or came in too slowly; cut off")
+                raise refused from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if seen > p.max_body_bytes:
-                    overflow = True
-                    raise BodyTooLarge()
+                    refused = BodyRefused(413, "too-large", f"the upload is over the limit of {_mb(p.max_body_bytes)}")
+                    raise refused
+            else:
+                body_done = True
             return message
 
         async def secured_send(message: Message) -> None:
             nonlocal started
-            if overflow:
-                # the app turned the aborted body into some error of its own: answer 413 instead
+            if refused is not None:
+                # the app turned the aborted body into some error of its own: answer ours instead
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await _json(send, 413, "too-large", f"the upload is over the limit of {_mb(p.max_body_bytes)}")
+                    await _json(send, refused.status, refused.code, refused.reason, close=True)
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -264,9 +295,9 @@ class SecurityMiddleware:
 
         try:
             await self.app(scope, limited_receive, secured_send)
-        except BodyTooLarge:
+        except BodyRefused as err:
             if not started:
-                await _json(send, 413, "too-large", f"the upload is over the limit of {_mb(p.max_body_bytes)}")
+                await _json(send, err.status, err.code, err.reason, close=True)
 
     def _same_origin(self, origin: str, host_header: str) -> bool:
         if origin == "null":
@@ -278,7 +309,8 @@ class SecurityMiddleware:
 
 
 def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.0f} MB"
+    mb = n / (1024 * 1024)
+    return f"{mb:.0f} MB" if mb >= 10 else f"{mb:.1f} MB"
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -287,9 +319,14 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
     await send({"type": "http.response.body", "body": body})
 
 
-async def _json(send: Send, status: int, code: str, message: str) -> None:
+async def _json(send: Send, status: int, code: str, message: str, *, close: bool = False) -> None:
+    """``close``: end the connection after the answer (the client may still be sending a body
+    we refused; without it the server would keep reading and discarding it)."""
     body = json.dumps({"code": code, "reason": message}).encode()
-    await _send(send, status, body, [(b"content-type", b"application/json"), (b"cache-control", b"no-store")])
+    hdrs = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+    if close:
+        hdrs.append((b"connection", b"close"))
+    await _send(send, status, body, hdrs)
 
 
 LOCKED_PAGE = b"""<!doctype html>

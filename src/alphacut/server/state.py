@@ -53,6 +53,12 @@ class ServerSettings:
     result_ttl_s: float = 6 * 3600
     downloaded_ttl_s: float = 30 * 60
     retry_after_s: int = 5
+    #: slow clients: a request head must be complete this long after connecting (or after the
+    #: previous response); a body may stall this long, and must average ``body_min_rate`` bytes/s
+    #: once that much time has passed (408 otherwise)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    body_min_rate: float = 8 * 1024
     #: where uploads and artifacts live (a fresh temp dir, removed on exit, when None)
     work_dir: Path | None = None
     models_home: Path | None = None
