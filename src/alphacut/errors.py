@@ -112,6 +112,12 @@ class OutputError(AlphacutError):
     code = "output"
 
 
+class DiskFullError(OutputError):
+    """The output's file system (or the user's quota) is full: nothing was left half-written."""
+
+    code = "disk-full"
+
+
 class VerificationError(OutputError):
     """An encoded file did not decode back to what was meant to be written."""
 

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import DiskFullError, OutputError
+
+#: the errors that mean "no space": a full file system or a full quota
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def output_error(exc: OSError, what: str, path: str | Path) -> OutputError:
+    """An OSError while writing as the user-facing error: ``disk-full`` when there is no space."""
+    if exc.errno in NO_SPACE:
+        return DiskFullError(f"{what}: the disk is full ({exc.strerror or exc}); free some space and "
+                             "run again (--resume for a batch)", path=path)
+    return OutputError(f"{what} ({exc.strerror or exc})", path=path)
+
+
+def temp_prefix(path: Path) -> str:
+    """``.NAME.`` for the temporary file beside ``path``, short enough that the temporary name
+    stays under the 255-byte limit even when ``NAME`` itself is near it."""
+    name = path.name.encode("utf-8")[:100].decode("utf-8", "ignore")
+    return f".{name}."
 
 
 def atomic_write(path: str | Path, data: bytes) -> Path:
@@ -14,9 +33,9 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".part", dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"cannot write here ({exc.strerror or exc})", path=path) from None
+        raise output_error(exc, "cannot write here", path) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get normal permissions
         with os.fdopen(fd, "wb") as fh:
@@ -29,7 +48,7 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
             os.unlink(tmp)
         except OSError:
             pass
-        raise OutputError(f"cannot write the output ({exc.strerror or exc})", path=path) from None
+        raise output_error(exc, "cannot write the output", path) from None
     return path
 
 
