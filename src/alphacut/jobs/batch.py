@@ -17,11 +17,13 @@
 
 from __future__ import annotations
 
+import errno
 import glob as globmod
 import hashlib
 import json
 import os
 import queue
+import re
 import signal
 import stat
 import tempfile
@@ -33,7 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from ..errors import AlphacutError, QueueFullError, UsageError
-from ..fsutil import atomic_write, same_file
+from ..fsutil import atomic_write, output_error, same_file, temp_prefix
 from ..imageio.encode import EXTENSIONS
 from ..imageio.sniff import SNIFF_BYTES, sniff
 from .state import Job, JobEvent, Stage
@@ -70,6 +72,9 @@ class BatchSummary:
     interrupted: bool = False
     not_run: int = 0
     manifest: Path | None = None
+    #: why some manifest lines could not be written (a full disk), and how many
+    manifest_error: str | None = None
+    manifest_missing: int = 0
     seconds: float = 0.0
 
     @property
@@ -251,19 +256,39 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
 
 
 class _Manifest:
+    """Appends one line per finished file. A line that cannot be written (a full disk) is cut
+    back out, so the file never holds half a record, and the batch goes on: the record is only
+    missing, and ``--resume`` redoes a file without a record."""
+
     def __init__(self, path: Path, *, fresh: bool) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh:
-            atomic_write(path, b"")
-        self.fh = open(path, "ab")
+        self.path = path
+        self.error: str | None = None
+        self.missing = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if fresh:
+                atomic_write(path, b"")
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise output_error(exc, "cannot write the batch manifest", path) from None
 
     def write(self, rec: dict[str, Any]) -> None:
-        self.fh.write((json.dumps(rec, ensure_ascii=False) + "\n").encode())
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
+        line = (json.dumps(rec, ensure_ascii=False) + "\n").encode()
+        end = os.lseek(self.fd, 0, os.SEEK_END)
+        try:
+            if os.write(self.fd, line) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(self.fd)
+        except OSError as exc:
+            self.missing += 1
+            self.error = str(exc.strerror or exc)
+            try:
+                os.ftruncate(self.fd, end)
+            except OSError:
+                pass
 
     def close(self) -> None:
-        self.fh.close()
+        os.close(self.fd)
 
 
 # --- output sinks --------------------------------------------------------------------------
@@ -272,7 +297,34 @@ class _Manifest:
 class _FolderSink:
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error(exc, "cannot make the output folder", root) from None
+
+    def sweep(self, items: list[BatchItem]) -> int:
+        """Remove the temporary files (``.NAME.xxxxxxxx.part``) that a worker killed in the middle
+        of an atomic write left beside this batch's outputs; a final name never holds a partial
+        file, and now no temporary one is left either."""
+        wanted: dict[Path, list[str]] = {}
+        for item in items:
+            target = self.target(item)
+            wanted.setdefault(target.parent, []).append(temp_prefix(target))
+        removed = 0
+        for folder, prefixes in wanted.items():
+            pattern = re.compile("(?:" + "|".join(re.escape(p) for p in prefixes) + r")[a-z0-9_]{8}\.part")
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            for name in names:
+                if name.endswith(".part") and pattern.fullmatch(name):
+                    try:
+                        os.unlink(folder / name)
+                        removed += 1
+                    except OSError:
+                        pass
+        return removed
 
     def target(self, item: BatchItem) -> Path:
         return self.root / item.output_rel
@@ -298,6 +350,12 @@ class _ZipSink:
     """Appends each finished file to the ZIP; the central directory is rewritten every time."""
 
     def __init__(self, path: Path, *, fresh: bool) -> None:
+        try:
+            self._open(path, fresh)
+        except OSError as exc:
+            raise output_error(exc, "cannot write the output archive", path) from None
+
+    def _open(self, path: Path, fresh: bool) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         if not fresh and path.exists():
@@ -339,6 +397,9 @@ class _ZipSink:
     def discard(self, job: Job) -> None:
         if job.output_path:
             Path(job.output_path).unlink(missing_ok=True)
+
+    def sweep(self, items: list[BatchItem]) -> int:
+        return 0  # its staging folder goes as a whole on close
 
     def close(self) -> None:
         import shutil
@@ -484,6 +545,8 @@ def run_batch(
 
     sink: Any = _ZipSink(output, fresh=not resume) if to_zip else _FolderSink(output)
     manifest = _Manifest(mpath, fresh=not resume)
+    if resume:
+        sink.sweep(items)  # leftovers of a run that was killed
     summary = BatchSummary(total=len(items), manifest=mpath)
     todo: list[BatchItem] = []
     for item in items:
@@ -599,6 +662,9 @@ def run_batch(
         if own_engine and engine is not None:
             engine.close()
         manifest.close()
+        summary.manifest_error, summary.manifest_missing = manifest.error, manifest.missing
+        if own_engine:  # its workers are gone: nothing is still writing
+            sink.sweep(items)
         sink.close()
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
@@ -618,5 +684,8 @@ def print_summary(summary: BatchSummary, stream: Any = None) -> None:
     if summary.interrupted:
         parts.append(f"stopped with {summary.not_run} not processed (run again with --resume)")
     print(f"alphacut: {', '.join(parts)} in {summary.seconds:.1f} s; manifest: {summary.manifest}", file=out)
+    if summary.manifest_error:
+        print(f"  {summary.manifest_missing} record(s) could not be written to the manifest "
+              f"({summary.manifest_error}); --resume redoes those files", file=out)
     for rec in summary.failed:
         print(f"  failed: {rec.get('reason') or rec['input']} [{rec.get('code')}]", file=out)
