@@ -168,3 +168,21 @@ def test_decontamination_tiles_run_on_threads_with_the_same_result(monkeypatch):
     one = D.estimate_foreground(img, alpha)
     monkeypatch.setenv("ALPHACUT_TILE_THREADS", "4")
     assert np.array_equal(one, D.estimate_foreground(img, alpha))
+
+
+def test_fit_around_a_small_subject_equals_the_whole_image_fit(monkeypatch):
+    """The guided filter is fitted only around the soft band; the matte must not change."""
+    import cv2
+
+    import alphacut.matte.upsample as U
+
+    img, alpha, _, _ = _scene(900, 1400, soft=4.0)
+    small = np.zeros_like(alpha)
+    small[300:520, 500:760] = cv2.resize(alpha, (260, 220), interpolation=cv2.INTER_AREA)  # a small subject
+    img = (img.astype(np.float32) * 0.5 + small[..., None] * 120).astype(np.uint8)
+    low = cv2.resize(small, (256, 256), interpolation=cv2.INTER_AREA)
+    monkeypatch.setattr(U, "WORK_MAX_SIDE", 700)  # low-resolution fit, tiled apply
+    cropped = U.upsample_matte(low, img)
+    monkeypatch.setattr(U, "_coefficients_around", lambda band, I, p, r: U.parallel_coefficients(I, p, r, U.EPS))
+    whole = U.upsample_matte(low, img)
+    assert np.abs(cropped - whole).max() == 0

@@ -151,6 +151,24 @@ def apply_coefficients(A: np.ndarray, b: np.ndarray, guide: np.ndarray, base: np
     return base
 
 
+def _coefficients_around(band: np.ndarray, I: np.ndarray, p: np.ndarray, r: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients fitted only over the band's bounding box (plus the filter's reach, so
+    they are exact inside it); zero elsewhere, where nothing reads them. A subject that fills
+    half the frame costs half the fit."""
+    rows, cols = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+    reach = 2 * r + 2  # the fit's own footprint plus the bilinear footprint of the apply step
+    h, w = p.shape
+    y0, y1 = max(0, int(rows[0]) - reach), min(h, int(rows[-1]) + 1 + reach)
+    x0, x1 = max(0, int(cols[0]) - reach), min(w, int(cols[-1]) + 1 + reach)
+    if (y1 - y0) * (x1 - x0) > 0.9 * h * w:
+        return parallel_coefficients(I, p, r, EPS)
+    A = np.zeros((h, w, 3), np.float32)
+    b = np.zeros((h, w), np.float32)
+    A[y0:y1, x0:x1], b[y0:y1, x0:x1] = parallel_coefficients(I[y0:y1, x0:x1], p[y0:y1, x0:x1], r, EPS)
+    return A, b
+
+
 def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
     """matte: float32 (h, w) in 0..1 at model resolution (may have a different aspect than
     guide: the model input was a stretched square); guide: uint8 or uint16 (H, W, 3) RGB
@@ -181,7 +199,7 @@ def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
     k = 2 * r + 1
     band = cv2.dilate(band.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
 
-    A, b = parallel_coefficients(Iw, p, r, EPS)
+    A, b = _coefficients_around(band, Iw, p, r)
     del Iw
     base = _resize(m, (W, H))  # a new float32 array (cv2.resize), filled in place below
     if base is m:
