@@ -70,20 +70,22 @@ def save_artifacts(directory: Path, cutout: Any, name: str) -> None:
     """matte.npy (float32), foreground.npy and meta.json: enough to re-render without the model."""
     import numpy as np
 
-    from ..fsutil import atomic_write
+    from ..fsutil import atomic_write, output_error
 
     directory.mkdir(parents=True, exist_ok=True)
     pic = cutout.picture
-    for fname, arr in (("matte.npy", cutout.matte), ("foreground.npy", cutout.foreground)):
-        tmp = directory / f".{fname}.part"
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr)
-        os.replace(tmp, directory / fname)
+    arrays = [("matte.npy", cutout.matte), ("foreground.npy", cutout.foreground)]
     if pic.alpha is not None:
-        tmp = directory / ".alpha.npy.part"
-        with open(tmp, "wb") as fh:
-            np.save(fh, pic.alpha)
-        os.replace(tmp, directory / "alpha.npy")
+        arrays.append(("alpha.npy", pic.alpha))
+    for fname, arr in arrays:
+        tmp = directory / f".{fname}.part"
+        try:
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+            os.replace(tmp, directory / fname)
+        except OSError as exc:  # a full work folder is "disk-full", and leaves no partial file
+            tmp.unlink(missing_ok=True)
+            raise output_error(exc, "cannot keep the job's matte for editing", directory / fname) from None
     meta = {
         "name": name,
         "format": pic.format,
