@@ -147,3 +147,21 @@ def test_isolate_job_gives_each_job_a_fresh_process(tmp_path: Path) -> None:
         for j in jobs:
             assert eng.wait(j.id, 120).ok, j.reason
     assert len({j.meta["pid"] for j in jobs}) == 3
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_artifacts_on_a_full_disk_are_disk_full_and_leave_nothing(tmp_path: Path) -> None:
+    """A real ENOSPC: the matte's temporary file is a link to /dev/full."""
+    from alphacut.errors import DiskFullError
+    from alphacut.imageio.decode import decode
+    from alphacut.jobs.worker import save_artifacts
+    from alphacut.pipeline import Cutout
+
+    pic = decode(encode_image(subject_image(64, 48), "PNG"), name="x.png")
+    cutout = Cutout(pic, np.full((48, 64), 0.5, np.float32), pic.rgb, Options())
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / ".matte.npy.part").symlink_to("/dev/full")
+    with pytest.raises(DiskFullError, match="disk is full"):
+        save_artifacts(job, cutout, "x.png")
+    assert list(job.iterdir()) == [], "no partial or temporary file is left"
