@@ -97,3 +97,18 @@ def test_sixteen_bit_png_carries_icc_and_exif() -> None:
     data = encode_pixels(pixels, EncodeSettings("png", 16, icc_profile=profile))
     img = Image.open(io.BytesIO(data))
     assert img.info.get("icc_profile") == profile
+
+
+def test_straight_rgba_alpha_is_round_of_matte_times_max_at_the_edges_of_the_range():
+    """The 8-bit strip builder (OpenCV) quantises exactly as ``quantize``: rounding, clipping."""
+    from alphacut.imageio.encode import StraightRGBA, quantize
+
+    rng = np.random.default_rng(5)
+    fg = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    a = rng.random((64, 80), dtype=np.float32)
+    a[0, :10] = [0, 1, 0.5 / 255, 1.5 / 255, 2.5 / 255, 254.5 / 255, -0.1, 1.2, 0.002, 0.998]
+    for depth in (8, 16):
+        rgba = StraightRGBA(fg, a, depth).materialize()
+        assert np.array_equal(rgba[..., 3], quantize(a, depth))
+        assert rgba[0, 6, 3] == 0 and rgba[0, 7, 3] == (255 if depth == 8 else 65535)
+    assert np.array_equal(StraightRGBA(fg, a, 8).materialize()[..., :3], fg), "colour is never premultiplied"

