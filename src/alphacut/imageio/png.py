@@ -47,7 +47,7 @@ def _byte_rows(block: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(block).view(np.uint8).reshape(block.shape[0], -1)
 
 
-def _filter_strip(pixels: Any, y0: int, y1: int) -> bytes:
+def _filter_strip(pixels: Any, y0: int, y1: int) -> np.ndarray:
     """Rows y0..y1, each prefixed by filter type 2 ("Up": the byte minus the byte above)."""
     top = max(0, y0 - 1)
     rows = _byte_rows(_rows(pixels, top, y1))  # with the row above, which "Up" needs
@@ -58,7 +58,7 @@ def _filter_strip(pixels: Any, y0: int, y1: int) -> bytes:
         np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])  # wraps modulo 256, as PNG requires
     else:
         np.subtract(rows[1:], rows[:-1], out=out[:, 1:])
-    return out.tobytes()
+    return out  # deflate and adler32 read the array's buffer directly: no 48 MB copy at 12 MP
 
 
 def _rows(pixels: Any, y0: int, y1: int) -> np.ndarray:
@@ -71,7 +71,7 @@ def _compress_strip(pixels: Any, y0: int, y1: int, last: bool) -> tuple[bytes, i
     raw = _filter_strip(pixels, y0, y1)
     comp = _deflate.compressobj(_LEVEL, zlib.DEFLATED, -15)
     data = comp.compress(raw) + comp.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
-    return data, len(raw), zlib.adler32(raw)
+    return data, raw.nbytes, zlib.adler32(raw)
 
 
 def _adler32_combine(a1: int, a2: int, len2: int) -> int:
