@@ -32,8 +32,13 @@ EVAL = REPO.parent / "shared" / "eval"
 PRELUDE = """
 import json, resource, sys, time
 model, image, out = sys.argv[1], sys.argv[2], sys.argv[3]
+_cpu0 = [0.0]
+def start():
+    _cpu0[0] = time.process_time()
+    return time.perf_counter()
 def report(seconds):
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"seconds": seconds, "cpu_s": time.process_time() - _cpu0[0],
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 CASES = {
@@ -43,7 +48,7 @@ from alphacut.api import Remover, picture_from
 from alphacut.matte.predict import prepare_input
 r = Remover(model); s = r.session
 x = prepare_input(picture_from(image).rgb, r.spec)
-t = time.perf_counter(); s.run(x); report(time.perf_counter() - t)
+t = start(); s.run(x); report(time.perf_counter() - t)
 """,
     "bare inference, downloaded file": PRELUDE + """
 import numpy as np
@@ -54,7 +59,7 @@ from alphacut.models.session import ModelSession
 from alphacut.models.store import ModelStore
 s = ModelSession(ModelStore().ensure(model))  # the file as downloaded (float16 for IS-Net)
 x = prepare_input(picture_from(image).rgb, get_spec(model))
-t = time.perf_counter(); s.run(x); report(time.perf_counter() - t)
+t = start(); s.run(x); report(time.perf_counter() - t)
 """,
     "alphacut fast": PRELUDE + """
 from pathlib import Path
@@ -62,7 +67,7 @@ from alphacut.api import Remover, Result, picture_from
 from alphacut.fsutil import atomic_write
 from alphacut.pipeline import Options
 r = Remover(model); r.session
-t = time.perf_counter()
+t = start()
 opts = Options(model=model)
 res = Result(r.process(picture_from(Path(image), options=opts), opts))
 atomic_write(out, res.encode("png"))
@@ -78,7 +83,7 @@ link = os.path.join(home, model + ".onnx")
 if not os.path.exists(link):
     os.symlink(ModelStore().path(model), link)
 s = new_session("dis_custom", model_path=link) if model.startswith("isnet") else new_session(model)
-t = time.perf_counter()
+t = start()
 data = remove(open(image, "rb").read(), session=s)
 open(out, "wb").write(data)
 report(time.perf_counter() - t)
@@ -136,9 +141,10 @@ def run_case(code: str, model: str, image: Path, out: Path) -> dict | None:
 
 def print_table(results: dict[str, list[dict]]) -> None:
     med = {c: statistics.median(r["seconds"] for r in rs) for c, rs in results.items() if rs}
+    cpu = {c: statistics.median(r["cpu_s"] for r in rs) for c, rs in results.items() if rs}
     rss = {c: max(r["peak_rss_mb"] for r in rs) for c, rs in results.items() if rs}
-    print("| case | median s | peak RSS MB | ×bare | ×bare (file) | ×rembg time | ×rembg RSS |")
-    print("|---|---|---|---|---|---|---|")
+    print("| case | median s | median CPU s | peak RSS MB | ×bare | ×bare (file) | ×rembg time | ×rembg CPU | ×rembg RSS |")
+    print("|---|---|---|---|---|---|---|---|---|")
     nan = float("nan")
     file_case = "bare inference, downloaded file"
     for c in med:
@@ -146,7 +152,8 @@ def print_table(results: dict[str, list[dict]]) -> None:
         bare_file = med[c] / med[file_case] if file_case in med else nan
         vs_t = med[c] / med["rembg"] if "rembg" in med else nan
         vs_m = rss[c] / rss["rembg"] if "rembg" in rss else nan
-        print(f"| {c} | {med[c]:.2f} | {rss[c]:.0f} | {bare:.2f} | {bare_file:.2f} | {vs_t:.2f} | {vs_m:.2f} |")
+        vs_c = cpu[c] / cpu["rembg"] if "rembg" in cpu else nan
+        print(f"| {c} | {med[c]:.2f} | {cpu[c]:.2f} | {rss[c]:.0f} | {bare:.2f} | {bare_file:.2f} | {vs_t:.2f} | {vs_c:.2f} | {vs_m:.2f} |")
 
 
 def main() -> int:

@@ -145,7 +145,7 @@ class ModelSession:
         so.enable_cpu_mem_arena = False
         # No memory pattern either: the pattern is one block sized for every activation of the
         # first run, held for the next. Without it (and with ``memory.release_freed_memory``)
-        # IS-Net's peak over three runs is 736 MB instead of 960 MB at the same speed
+        # IS-Net's peak over three runs is 764 MB instead of 977 MB at the same speed
         # (bench/memory.py).
         so.enable_mem_pattern = False
         # Idle intra-op threads sleep instead of spinning: the same inference time

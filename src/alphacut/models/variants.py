@@ -4,7 +4,7 @@ IMG.LY's IS-Net is a float16 graph (weights and activations). ONNX Runtime has n
 convolution on x86 CPUs, so it wraps every layer in casts: each activation is converted to
 float32 for the convolution and back to float16 after it. Rewriting the graph once as float32
 removes those ~110 casts. Measured on this machine (``bench/inference.py``): 0.86x the CPU time
-of the float16 file and ~190 MB less peak memory (``bench/memory.py``: 930 -> 736 MB), with mattes within 7.3e-4 (max) and
+of the float16 file and ~210 MB less peak memory (``bench/memory.py``: 976 -> 764 MB), with mattes within 7.3e-4 (max) and
 7.5e-6 (mean) of the float16 file's on the same input — the float16 rounding of activations is
 all that changes. GPU providers keep the float16 file (it is their fast path).
 
