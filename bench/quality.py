@@ -104,21 +104,25 @@ def composite_metrics(ah, Fh, a, F, N) -> tuple[float, float]:
 # --- the contestants: each maps an RGB uint8 image to (alpha float32 0..1, colours uint8) ----
 
 def alphacut_runner(model: str, tier: str, store):
-    """``tier``: fast, best, or best-nocrop (best without the second pass on a small subject's crop)."""
+    """``tier``: fast, best, or best with ``-nocrop`` (no second pass on a small subject's crop)
+    and/or ``-solo`` (no second model's opinion) appended."""
     from alphacut import pipeline
     from alphacut.api import Remover
 
     remover = Remover(model, store=store)
     verify = {"ok": 0, "n": 0}
-    quality, crop_pass = tier.split("-")[0], not tier.endswith("-nocrop")
+    quality, *off = tier.split("-")
+    switches = {"SUBJECT_CROP_PASS": "nocrop" not in off, "SECOND_OPINION": "solo" not in off}
 
     def run(img):
-        saved = pipeline.SUBJECT_CROP_PASS
-        pipeline.SUBJECT_CROP_PASS = crop_pass
+        saved = {k: getattr(pipeline, k) for k in switches}
+        for k, v in switches.items():
+            setattr(pipeline, k, v)
         try:
             res = remover.remove(img, quality=quality)
         finally:
-            pipeline.SUBJECT_CROP_PASS = saved
+            for k, v in saved.items():
+                setattr(pipeline, k, v)
         verify["n"] += 1
         try:
             res.encode("png")
@@ -211,7 +215,9 @@ def main(argv=None) -> int:
     models = [m for m in args.models.split(",") if m]
     if args.model_dir:
         store = ModelStore(home=tmp / "home")
-        for m in models:
+        from alphacut.second_opinion import HELPERS
+
+        for m in dict.fromkeys(models + [HELPERS[m] for m in models if m in HELPERS]):
             store.import_file(args.model_dir / f"{m}.onnx", name=m)
     else:
         store = ModelStore()

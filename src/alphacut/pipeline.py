@@ -22,9 +22,11 @@ from .imageio.decode import DEFAULT_MAX_PIXELS, Picture, decode, to_srgb
 from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, StraightRGBA
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
+from .matte.fuse import fuse_mattes
 from .matte.predict import Runner, predict_matte
 from .matte.upsample import to_unit_float, upsample_matte
 from .models.catalog import DEFAULT_MODEL, ModelSpec
+from .second_opinion import Helper, HelperLoader
 
 Quality = Literal["fast", "best"]
 StageCallback = Callable[[str, float], None]
@@ -34,6 +36,8 @@ StageCallback = Callable[[str, float], None]
 INFERENCE_MAX_SIDE = 4096
 #: best tier: run the model again on a crop around a small subject (see matte.refine)
 SUBJECT_CROP_PASS = True
+#: best tier: fuse a second model's matte with the chosen model's (see second_opinion)
+SECOND_OPINION = True
 #: above this many pixels the Cutout keeps the decontaminated colour only, not the original too
 RELEASE_ORIGINAL_PIXELS = 64_000_000
 #: up to this many pixels the RGBA output is built once and shared by the encoder and the
@@ -128,17 +132,27 @@ def cut_out(
     options: Options,
     *,
     on_stage: StageCallback = _noop,
+    helper: HelperLoader | None = None,
 ) -> Cutout:
-    """Matte and foreground for a decoded picture (the inference and refinement stages)."""
+    """Matte and foreground for a decoded picture (the inference and refinement stages).
+    ``helper`` finds the best tier's second-opinion model (default: the user's model store)."""
     timings: dict[str, float] = {}
+    warnings: list[str] = []
     if options.color == "srgb":
         picture = to_srgb(picture)
 
+    second = _second_opinion(spec, helper, warnings) if options.quality == "best" and SECOND_OPINION else None
+
+    def infer(rgb: np.ndarray) -> np.ndarray:
+        small = plan_inference_image(rgb)
+        coarse = predict_matte(session, small, spec)
+        if second is not None:  # fused where the models are: at the chosen model's resolution
+            coarse = fuse_mattes(coarse, predict_matte(second[0], small, second[1]))
+        return coarse
+
     on_stage("inferring", 0.0)
     t = time.perf_counter()
-    small = plan_inference_image(picture.rgb)
-    coarse = predict_matte(session, small, spec)
-    del small
+    coarse = infer(picture.rgb)
     timings["predict"] = time.perf_counter() - t
     on_stage("inferring", 0.7)
 
@@ -148,16 +162,17 @@ def cut_out(
     on_stage("inferring", 1.0)
 
     if options.quality == "best" and SUBJECT_CROP_PASS:
-        from .matte.refine import paste_crop_matte, subject_crop_box
+        from .matte.refine import CROP_MIN_GAIN, paste_crop_matte, subject_crop_box
 
         box = subject_crop_box(coarse, picture.rgb.shape)
+        if box is not None and _crop_gain(spec, picture.rgb.shape, box) < CROP_MIN_GAIN:
+            box = None  # the model already saw the subject at full detail
         if box is not None:
             # a small subject: the model sees it again, cropped, at its full input resolution
             t = time.perf_counter()
             x0, y0, x1, y1 = box
             crop = picture.rgb[y0:y1, x0:x1]
-            crop_coarse = predict_matte(session, plan_inference_image(crop), spec)
-            matte = paste_crop_matte(matte, upsample_matte(crop_coarse, crop), box)
+            matte = paste_crop_matte(matte, upsample_matte(infer(crop), crop), box)
             timings["crop_pass"] = time.perf_counter() - t
     del coarse
 
@@ -184,7 +199,29 @@ def cut_out(
         picture = replace(picture, rgb=foreground)
     timings["decontaminate"] = time.perf_counter() - t
     on_stage("refining", 1.0)
-    return Cutout(picture, matte, foreground, options, timings=timings)
+    return Cutout(picture, matte, foreground, options, warnings=warnings, timings=timings)
+
+
+def _second_opinion(spec: ModelSpec, helper: HelperLoader | None, warnings: list[str]) -> Helper | None:
+    """The best tier's second model for ``spec``, when one is assigned and can be had."""
+    from .second_opinion import HELPERS, helper_loader
+
+    if spec.name not in HELPERS:
+        return None
+    found, why = (helper or helper_loader())(spec.name)
+    if why:
+        warnings.append(why)
+    return found
+
+
+def _crop_gain(spec: ModelSpec, shape: tuple[int, ...], box: tuple[int, int, int, int]) -> float:
+    from .matte.predict import model_input_size
+    from .matte.refine import crop_pass_gain
+
+    x0, y0, x1, y1 = box
+    H, W = int(shape[0]), int(shape[1])
+    return crop_pass_gain((H, W), model_input_size(spec, H, W),
+                          (y1 - y0, x1 - x0), model_input_size(spec, y1 - y0, x1 - x0))
 
 
 def output_bit_depth(picture: Picture, options: Options) -> int:

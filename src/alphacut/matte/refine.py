@@ -22,7 +22,7 @@ import numpy as np
 
 from .upsample import _resize, to_unit_float, upsample_matte
 
-__all__ = ["make_trimap", "solve_band", "refine_matte", "subject_crop_box", "paste_crop_matte"]
+__all__ = ["make_trimap", "solve_band", "refine_matte", "subject_crop_box", "crop_pass_gain", "paste_crop_matte"]
 
 #: matte values below LO / above HI are "sure" (outside the contour band)
 LO, HI = 0.02, 0.98
@@ -145,6 +145,9 @@ def refine_matte(matte: np.ndarray, image: np.ndarray, *, max_side: int = 2048) 
 SMALL_SUBJECT_AREA = 0.25
 #: margin around the subject's box, as a fraction of the box's larger side
 CROP_MARGIN = 0.15
+#: run it only when the crop shows the model at least this many times more of the subject's
+#: real pixels than the full image did (see ``crop_pass_gain``)
+CROP_MIN_GAIN = 1.5
 
 
 def subject_crop_box(matte: np.ndarray, image_shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
@@ -171,6 +174,22 @@ def subject_crop_box(matte: np.ndarray, image_shape: tuple[int, ...]) -> tuple[i
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     return x0, y0, x1, y1
+
+
+def crop_pass_gain(image_hw: tuple[int, int], input_hw: tuple[int, int],
+                   crop_hw: tuple[int, int], crop_input_hw: tuple[int, int]) -> float:
+    """How many times more of the subject's real pixels the model sees in the crop than in the
+    whole image. Scales are capped at 1: enlarging into the model's input adds no detail.
+
+    Why it matters: a crop the model sees enlarged no longer shows it more of the subject, only
+    less context, and it can then pick a different "subject". DAVIS, 100 frames: U2-Netp (320²
+    input, frames shrunk 2.7×) IoU 0.729 -> 0.743 with the crop pass; IS-Net (1024² input, the
+    854 px frames already enlarged) 0.793 -> 0.768, and some frames lose the subject entirely.
+    """
+    def scale(hw: tuple[int, int], in_hw: tuple[int, int]) -> float:
+        return min(1.0, in_hw[0] / max(1, hw[0]), in_hw[1] / max(1, hw[1]))
+
+    return scale(crop_hw, crop_input_hw) / scale(image_hw, input_hw)
 
 
 def paste_crop_matte(matte: np.ndarray, crop_matte: np.ndarray, box: tuple[int, int, int, int],

