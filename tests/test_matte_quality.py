@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from alphacut.matte.decontaminate import estimate_foreground
-from alphacut.matte.refine import make_trimap, paste_crop_matte, refine_matte, subject_crop_box
+from alphacut.matte.fuse import fuse_mattes
+from alphacut.matte.refine import crop_pass_gain, make_trimap, paste_crop_matte, refine_matte, subject_crop_box
 from alphacut.matte.upsample import upsample_matte
 
 
@@ -186,3 +187,24 @@ def test_fit_around_a_small_subject_equals_the_whole_image_fit(monkeypatch):
     monkeypatch.setattr(U, "_coefficients_around", lambda band, I, p, r: U.parallel_coefficients(I, p, r, U.EPS))
     whole = U.upsample_matte(low, img)
     assert np.abs(cropped - whole).max() == 0
+
+
+def test_crop_pass_gain_counts_real_pixels_only():
+    # U2-Netp (320²) on an 854x480 frame, a 300x200 crop: the model sees the subject 2.7x sharper
+    assert crop_pass_gain((480, 854), (320, 320), (200, 300), (320, 320)) == pytest.approx(854 / 320)
+    # IS-Net (1024²): the whole frame is already enlarged, the crop adds no real detail
+    assert crop_pass_gain((480, 854), (1024, 1024), (200, 300), (1024, 1024)) == 1.0
+    # IS-Net on a 12 MP photo: the crop does show more
+    assert crop_pass_gain((3024, 4032), (1024, 1024), (1200, 1500), (1024, 1024)) > 2
+
+
+def test_fuse_mattes_confident_model_overrules_an_unsure_one():
+    unsure = np.full((4, 4), 0.5, np.float32)
+    sure = np.zeros((2, 2), np.float32)  # another resolution, same framing
+    sure[:, 1] = 1.0
+    out = fuse_mattes(unsure, sure)
+    assert out.shape == (4, 4) and out.dtype == np.float32
+    assert out[:, 0].max() < 0.01 and out[:, -1].min() > 0.99
+    # agreement sharpens, disagreement of equal strength stays undecided
+    assert fuse_mattes(np.float32([[0.8]]), np.float32([[0.8]]))[0, 0] > 0.9
+    assert fuse_mattes(np.float32([[0.8]]), np.float32([[0.2]]))[0, 0] == pytest.approx(0.5, abs=1e-5)

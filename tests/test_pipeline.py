@@ -138,3 +138,43 @@ def test_best_tier_runs_the_model_again_on_a_small_subject(u2netp: Remover) -> N
     assert result.matte[240, 320] > 0.8 and result.matte[20, 20] < 0.1
     big = u2netp.remove(subject_image(320, 240), quality="best")
     assert "crop_pass" not in big.timings
+
+
+class _ConstRunner:
+    """A stand-in model: the same output map for every input, at the model's own size."""
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value = value
+        self.calls = 0
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        self.calls += 1
+        return [self.value[None, None]]
+
+
+def test_best_tier_fuses_the_second_opinion_and_says_when_it_is_missing() -> None:
+    """IS-Net's best tier asks U2-Netp: where IS-Net is unsure (0.5) the helper decides; when
+    the helper cannot be had the tier runs alone and says so."""
+    from alphacut.pipeline import cut_out
+    from alphacut.api import picture_from
+
+    picture = picture_from(subject_image(160, 120))
+    main = _ConstRunner(np.full((1024, 1024), 0.5, np.float32))
+    left = np.zeros((320, 320), np.float32)
+    left[:, :160] = 1.0
+    helper = _ConstRunner(left)
+    asked: list[str] = []
+
+    def loader(model: str):
+        asked.append(model)
+        return (helper, get_spec("u2netp")), None
+
+    opts = Options(model="isnet", quality="best")
+    out = cut_out(picture, main, get_spec("isnet"), opts, helper=loader)
+    assert asked == ["isnet"] and helper.calls == 1
+    assert out.matte[60, 10] > 0.9 and out.matte[60, 150] < 0.1 and not out.warnings
+
+    alone = cut_out(picture, main, get_spec("isnet"), opts, helper=lambda m: (None, "u2netp: offline"))
+    assert alone.warnings == ["u2netp: offline"]
+    fast = cut_out(picture, main, get_spec("isnet"), Options(model="isnet"), helper=loader)
+    assert asked == ["isnet"] and not fast.warnings  # the fast tier never asks
