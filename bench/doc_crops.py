@@ -66,8 +66,11 @@ def main(argv=None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="alphacut-crops-"))
     if args.model_dir:
+        from alphacut.second_opinion import HELPERS
+
         store = ModelStore(home=tmp / "home")
-        store.import_file(args.model_dir / f"{args.model}.onnx", name=args.model)
+        for m in dict.fromkeys([args.model, HELPERS.get(args.model, args.model)]):
+            store.import_file(args.model_dir / f"{m}.onnx", name=m)  # with the best tier's helper
     else:
         store = ModelStore()
     (tmp / "u2net").mkdir()

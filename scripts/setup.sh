@@ -31,3 +31,5 @@ fi
 
 # The default model, fetched and verified once (it is cached in the user cache directory).
 .venv/bin/alphacut models pull isnet >/dev/null
+# U²-Netp (4.5 MB): IS-Net's second opinion in --quality best (docs/quality.md)
+.venv/bin/alphacut models pull u2netp >/dev/null
