@@ -19,57 +19,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-
-def tree_rss_mb(root: int) -> float:
-    """Sum of RSS over ``root`` and all its descendants (from /proc)."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as fh:
-                parts = fh.read().rsplit(")", 1)[1].split()
-            parents[int(d)] = int(parts[1])
-            with open(f"/proc/{d}/statm") as fh:
-                rss[int(d)] = int(fh.read().split()[1]) * page
-        except (OSError, ValueError, IndexError):
-            continue
-    tree, frontier = {root}, [root]
-    while frontier:
-        p = frontier.pop()
-        for c, pp in parents.items():
-            if pp == p and c not in tree:
-                tree.add(c)
-                frontier.append(c)
-    return sum(rss.get(p, 0) for p in tree) / 2**20
-
-
-class PeakRSS:
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss_mb(self.pid))
-            self._stop.wait(0.25)
-
-    def __enter__(self) -> "PeakRSS":
-        self._t.start()
-        return self
-
-    def __exit__(self, *a: object) -> None:
-        self._stop.set()
-        self._t.join()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from load_support import RssSampler, tree_rss_mb  # noqa: E402 - one process-tree RSS sampler for benches and tests
 
 
 def make_images(folder: Path, n: int, megapixels: float) -> list[Path]:
@@ -124,7 +81,7 @@ def engine_run(inputs: Path, out: Path, model: str, workers: int | None, threads
             if rec["status"] != "done":
                 print("  failed:", rec.get("reason"), file=sys.stderr)
 
-    with PeakRSS(os.getpid()) as peak:
+    with RssSampler(os.getpid(), interval=0.25) as peak:
         t = time.perf_counter()
         summary = run_batch([str(inputs)], out, Options(model=model), reporter=Quiet(0),
                             engine_kwargs={"workers": workers, "threads_per_worker": threads, "job_timeout": 1800})
