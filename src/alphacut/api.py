@@ -146,12 +146,12 @@ class Remover:
         """The ONNX session, created (and the model pulled if missing) on first use."""
         with self._lock:
             if self._session is None:
-                from .models.session import ModelSession
+                from .models.session import open_session
                 from .models.store import ModelStore
 
-                store = self._store or ModelStore()
-                path = store.ensure(self.spec.name, accept_license=self._accept_license, progress=self._download_progress)
-                self._session = ModelSession(path, cpu_path=store.cpu_file(self.spec.name),
+                self._session = open_session(self._store or ModelStore(), self.spec.name,
+                                             accept_license=self._accept_license,
+                                             progress=self._download_progress,
                                              providers=self._providers, threads=self._threads)
             return self._session
 

@@ -37,7 +37,7 @@ def helper_loader(store: Any = None) -> HelperLoader:
         name = HELPERS.get(model)
         if name is None:
             return None, None
-        from .models.session import ModelSession
+        from .models.session import open_session
         from .models.store import ModelStore
 
         st = store or ModelStore()
@@ -46,7 +46,7 @@ def helper_loader(store: Any = None) -> HelperLoader:
             session = _sessions.get(key)
             if session is None:
                 try:
-                    session = _sessions[key] = ModelSession(st.ensure(name))
+                    session = _sessions[key] = open_session(st, name)
                 except AlphacutError as exc:
                     return None, f"best quality ran without its second opinion ({name}): {exc}"
         return (session, get_spec(name)), None

@@ -238,3 +238,12 @@ class ModelSession:
     def input_shape(self) -> list[int | str | None]:
         return list(self._session.get_inputs()[0].shape)
 
+
+
+def open_session(store: Any, name: str, *, accept_license: bool = False, progress: Any = None,
+                 providers: Sequence[str] | None = None, threads: int | None = None) -> ModelSession:
+    """A session on a model from ``store``: pulled and verified if needed, and on CPU the
+    store's float32 copy of a float16 model (``ModelStore.cpu_file``). The one place that
+    pairs the two files, so no caller can forget the copy."""
+    path = store.ensure(name, accept_license=accept_license, progress=progress)
+    return ModelSession(path, cpu_path=store.cpu_file(name), providers=providers, threads=threads)
