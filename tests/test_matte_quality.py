@@ -148,17 +148,55 @@ def test_paste_crop_matte_feathers_inside_only():
     assert np.all(full == 1.0)  # image borders are not feathered
 
 
-def test_coefficients_in_parallel_bands_equal_the_whole_image_fit(monkeypatch):
-    """Band-parallel guided-filter fit: margins of 2r+1 rows make it exact, not approximately equal."""
+def _whole_image_guided_upsample(low: np.ndarray, img: np.ndarray, U) -> np.ndarray:
+    """The reference the tile-by-tile filter must equal: one whole-image fit, one whole-image
+    resample of the coefficients and the band, then the blend (what ``fit_and_apply`` does per tile)."""
+    import cv2
+
+    from alphacut.matte.tiles import resample_tile
+
+    H, W = img.shape[:2]
+    s = min(1.0, U.WORK_MAX_SIDE / max(H, W))
+    ww, wh = max(1, round(W * s)), max(1, round(H * s))
+    p = U._resize(low, (ww, wh))
+    Iw = U.to_unit_float(U._resize(img, (ww, wh)))
+    r = int(max(2, min(16, round(U.RADIUS_MODEL_PX * max(ww / low.shape[1], wh / low.shape[0])))))
+    band = (p > U.CERTAIN) & (p < 1 - U.CERTAIN)
+    k = 2 * r + 1
+    band = cv2.dilate(band.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    A, b = U.guided_filter_coefficients(Iw, p, r, U.EPS)
+    whole = (0, H, 0, W)
+    c = resample_tile(np.concatenate([A, b[..., None]], axis=2), H, W, whole)
+    weight = resample_tile(band.astype(np.float32), H, W, whole)
+    I = U.to_unit_float(img)
+    q = np.clip((c[..., :3] * I).sum(axis=2) + c[..., 3], 0, 1)
+    base = U._resize(low, (W, H))
+    return base + weight * (q - base)
+
+
+@pytest.mark.parametrize("work_side, tile", [(700, 64), (700, 256), (5000, 100)])
+def test_tile_by_tile_filter_equals_the_whole_image_fit(monkeypatch, work_side, tile):
+    """Each tile fits the coefficients on its own window plus 2r+1 pixels of margin; the matte
+    must equal one whole-image fit (to float rounding), at image borders too, and tiles away
+    from the soft band keep the plain upsampled matte."""
+    import cv2
+
     import alphacut.matte.upsample as U
 
+    img, alpha, _, _ = _scene(900, 1400, soft=4.0)
+    small = np.zeros_like(alpha)
+    small[300:520, 100:760] = cv2.resize(alpha, (660, 220), interpolation=cv2.INTER_AREA)  # off-centre subject
+    small[0:80, 1300:1400] = 0.5  # a soft patch on the image's corner: windows clipped at two borders
+    img = (img.astype(np.float32) * 0.5 + small[..., None] * 120).astype(np.uint8)
+    low = cv2.resize(small, (256, 256), interpolation=cv2.INTER_AREA)
+    monkeypatch.setattr(U, "WORK_MAX_SIDE", work_side)  # 700: a low-resolution fit; 5000: full resolution
+    monkeypatch.setattr(U, "TILE", tile)
     monkeypatch.setenv("ALPHACUT_TILE_THREADS", "3")
-    rng = np.random.default_rng(3)
-    I = rng.random((900, 300, 3), dtype=np.float32)
-    p = rng.random((900, 300), dtype=np.float32)
-    A1, b1 = U.guided_filter_coefficients(I, p, 6, 1e-4)
-    A2, b2 = U.parallel_coefficients(I, p, 6, 1e-4)
-    assert np.array_equal(A1, A2) and np.array_equal(b1, b2)
+    tiled = U.upsample_matte(low, img)
+    whole = _whole_image_guided_upsample(low, img, U)
+    assert np.abs(tiled - whole).max() < 1e-5
+    far = (slice(700, 900), slice(0, 1200))  # no soft pixel near: the plain upsampled matte
+    assert np.array_equal(tiled[far], U._resize(low, (1400, 900))[far])
 
 
 def test_decontamination_tiles_run_on_threads_with_the_same_result(monkeypatch):
@@ -169,24 +207,6 @@ def test_decontamination_tiles_run_on_threads_with_the_same_result(monkeypatch):
     one = D.estimate_foreground(img, alpha)
     monkeypatch.setenv("ALPHACUT_TILE_THREADS", "4")
     assert np.array_equal(one, D.estimate_foreground(img, alpha))
-
-
-def test_fit_around_a_small_subject_equals_the_whole_image_fit(monkeypatch):
-    """The guided filter is fitted only around the soft band; the matte must not change."""
-    import cv2
-
-    import alphacut.matte.upsample as U
-
-    img, alpha, _, _ = _scene(900, 1400, soft=4.0)
-    small = np.zeros_like(alpha)
-    small[300:520, 500:760] = cv2.resize(alpha, (260, 220), interpolation=cv2.INTER_AREA)  # a small subject
-    img = (img.astype(np.float32) * 0.5 + small[..., None] * 120).astype(np.uint8)
-    low = cv2.resize(small, (256, 256), interpolation=cv2.INTER_AREA)
-    monkeypatch.setattr(U, "WORK_MAX_SIDE", 700)  # low-resolution fit, tiled apply
-    cropped = U.upsample_matte(low, img)
-    monkeypatch.setattr(U, "_coefficients_around", lambda band, I, p, r: U.parallel_coefficients(I, p, r, U.EPS))
-    whole = U.upsample_matte(low, img)
-    assert np.abs(cropped - whole).max() == 0
 
 
 def test_crop_pass_gain_counts_real_pixels_only():

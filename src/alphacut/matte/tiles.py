@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-__all__ = ["Tile", "all_tiles", "band_tiles", "resample_tile", "map_tiles", "worker_threads"]
+__all__ = ["Tile", "all_tiles", "band_tiles", "resample_tile", "window_for", "map_tiles", "worker_threads"]
 
 #: full-resolution tile side: big enough that per-tile Python overhead is noise, small enough
 #: that skipping tiles without a soft edge saves most of the work on a typical photo
@@ -60,17 +60,42 @@ def band_tiles(band: np.ndarray, height: int, width: int, tile: int = TILE) -> l
     return out
 
 
-def resample_tile(field: np.ndarray, height: int, width: int, t: Tile) -> np.ndarray:
-    """``field`` (a low-resolution map of the whole image, any channel count) bilinearly
-    resampled onto full-resolution tile ``t``, pixel centres aligned (as ``cv2.resize`` would
-    for the whole image)."""
+def resample_tile(field: np.ndarray, height: int, width: int, t: Tile, *,
+                  grid: tuple[int, int] | None = None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """A low-resolution map of the whole image (any channel count; 1 and 4 channels take
+    OpenCV's vectorised path, 3 and 6 are several times slower) bilinearly resampled onto
+    full-resolution tile ``t``, pixel centres aligned (as ``cv2.resize`` would for the whole
+    image). ``field`` may be a window of that map: ``grid`` is the whole map's (h, w) and
+    ``origin`` the (y, x) of ``field[0, 0]`` in it; the window must hold every map pixel the
+    tile's bilinear footprint reads (``window_for``)."""
     y0, y1, x0, x1 = t
-    h, w = field.shape[:2]
-    xs = (np.arange(x0, x1, dtype=np.float32) + 0.5) * np.float32(w / width) - 0.5
-    ys = (np.arange(y0, y1, dtype=np.float32) + 0.5) * np.float32(h / height) - 0.5
+    h, w = grid or field.shape[:2]
+    oy, ox = origin
+    xs = (np.arange(x0, x1, dtype=np.float32) + 0.5) * np.float32(w / width) - np.float32(0.5 + ox)
+    ys = (np.arange(y0, y1, dtype=np.float32) + 0.5) * np.float32(h / height) - np.float32(0.5 + oy)
     mx = np.ascontiguousarray(np.broadcast_to(xs[None, :], (y1 - y0, x1 - x0)))
     my = np.ascontiguousarray(np.broadcast_to(ys[:, None], (y1 - y0, x1 - x0)))
     return cv2.remap(field, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def window_for(t: Tile, height: int, width: int, grid: tuple[int, int]) -> Tile:
+    """The (y0, y1, x0, x1) window of a low-resolution map (shape ``grid``) that bilinear
+    resampling onto full-resolution tile ``t`` reads: the floor and floor + 1 neighbours of
+    every sample, plus one pixel of slack each side (float32 rounding of the sample
+    coordinates), clipped to the map (where ``BORDER_REPLICATE`` then reads the same pixels as
+    it would on the whole map)."""
+    y0, y1, x0, x1 = t
+    h, w = grid
+
+    def span(a: int, b: int, low: int, full: int) -> tuple[int, int]:
+        s = low / full
+        first = int(np.floor((a + 0.5) * s - 0.5))
+        last = int(np.floor((b - 0.5) * s - 0.5)) + 1
+        return max(0, first - 1), min(low, last + 2)
+
+    wy0, wy1 = span(y0, y1, h, height)
+    wx0, wx1 = span(x0, x1, w, width)
+    return wy0, wy1, wx0, wx1
 
 
 def map_tiles(fn: Callable[[Tile], None], tiles: Iterable[Tile], threads: int | None = None) -> None:

@@ -2,11 +2,12 @@
 
 Method: a colour *guided filter* (He, Sun & Tang 2010) run as a *fast guided filter*
 (He & Sun 2015). The local linear model ``alpha ≈ A · I + b`` is fitted at a bounded working
-resolution (never more than ``WORK_MAX_SIDE`` on the long side) and ``A``/``b`` are then
-upsampled and applied to the full-resolution guide tile by tile — only tiles that hold a soft
-edge, on every core (``tiles``) — so edges follow the real image at every resolution while
-memory stays bounded (a 200-megapixel photo never holds more than the output matte plus a few
-tiles of float32 temporaries).
+resolution (never more than ``WORK_MAX_SIDE`` on the long side) and evaluated on the
+full-resolution guide. Both happen tile by tile (``fit_and_apply``): only full-resolution tiles
+that hold a soft edge are touched, each fits ``A``/``b`` on just the working-resolution window it
+reads (exact, thanks to a margin of the filter's reach), and the tiles run on every core
+(``tiles``). Edges follow the real image at every resolution, temporaries stay in cache, and a
+200-megapixel photo never holds more than the output matte plus a few tiles of float32.
 
 Everything is float32; the matte is never stretched, thresholded or quantised here.
 """
@@ -16,9 +17,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .tiles import TILE, Tile, all_tiles, band_tiles, map_tiles, resample_tile, worker_threads
+from .tiles import TILE, Tile, band_tiles, map_tiles, resample_tile, window_for
 
-__all__ = ["upsample_matte", "guided_filter_coefficients", "apply_coefficients", "to_unit_float"]
+__all__ = ["upsample_matte", "guided_filter_coefficients", "fit_and_apply", "to_unit_float"]
 
 #: long side of the working resolution where the guided filter's coefficients are fitted
 WORK_MAX_SIDE = 2048
@@ -93,80 +94,59 @@ def guided_filter_coefficients(I: np.ndarray, p: np.ndarray, r: int, eps: float
     return _box(A, r), _box(b, r)
 
 
-def parallel_coefficients(I: np.ndarray, p: np.ndarray, r: int, eps: float
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """``guided_filter_coefficients`` computed in horizontal bands on every core.
+def fit_and_apply(guide: np.ndarray, Iw: np.ndarray, p: np.ndarray, band: np.ndarray, r: int,
+                  base: np.ndarray, tile: int | None = None) -> np.ndarray:
+    """The guided filter, fitted at working resolution and evaluated at full resolution, one
+    full-resolution tile at a time: only tiles that hold a band pixel, on every core.
 
-    Each output row depends on input rows within ``2r`` (a box filter of box-filtered
-    statistics), so a band computed with ``2r + 1`` rows of margin is exact; at the image's
-    own top and bottom the margin is the image edge, reflected as in the whole-image call.
+    For each such tile the coefficients are fitted on just the working-resolution window its
+    bilinear footprint reads, plus ``2r + 1`` pixels of margin (each coefficient depends on
+    inputs within ``2r``: a box filter of box-filtered statistics), so the result equals the
+    whole-image fit; at the image's own borders the window reaches the border, reflected as in
+    the whole-image call. Fitting tile by tile keeps every temporary in cache (about half the
+    time of one whole-image fit, before any tile is skipped) and never holds full-size
+    coefficient maps.
+
+    ``guide`` full-resolution RGB (uint8/uint16), ``Iw`` the guide at working resolution
+    (float32 0..1 or an integer type), ``p`` the matte at working resolution, ``band`` where
+    the filter may change it (bool, working resolution); ``base`` (full resolution, float32) is
+    modified in place — blended towards the filter by the band's bilinear weight — and returned.
     """
-    h, w = p.shape
-    n = min(worker_threads(), h // 256)
-    if n <= 1:
-        return guided_filter_coefficients(I, p, r, eps)
-    A = np.empty((h, w, 3), np.float32)
-    b = np.empty((h, w), np.float32)
-    margin = 2 * r + 1
-    step = -(-h // n)
-
-    def band(t: Tile) -> None:
-        y0, y1 = t[0], t[1]
-        m0, m1 = max(0, y0 - margin), min(h, y1 + margin)
-        a_band, b_band = guided_filter_coefficients(I[m0:m1], p[m0:m1], r, eps)
-        A[y0:y1], b[y0:y1] = a_band[y0 - m0:y1 - m0], b_band[y0 - m0:y1 - m0]
-
-    map_tiles(band, [(y0, min(h, y0 + step), 0, w) for y0 in range(0, h, step)], threads=n)
-    return A, b
-
-
-def apply_coefficients(A: np.ndarray, b: np.ndarray, guide: np.ndarray, base: np.ndarray,
-                       band: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
-    """Evaluate ``A · I + b`` at the guide's full resolution into ``base`` (modified in place
-    and returned). ``A``/``b`` may be at a lower resolution: they are bilinearly resampled with
-    pixel-centre alignment. Where ``band`` (same size as ``A``) is False, ``base`` is kept, and
-    tiles with no band pixel are not touched at all; the rest run on every core."""
     H, W = guide.shape[:2]
-    tile = tile or TILE
-    coeff = np.concatenate([A, b[..., None]], axis=2).astype(np.float32, copy=False)  # (h, w, 4)
-    band_f = None if band is None else band.astype(np.float32)
-    tiles = all_tiles(H, W, tile) if band is None else band_tiles(band, H, W, tile)
+    wh, ww = p.shape
+    grid = (wh, ww)
+    same = (wh, ww) == (H, W)
+    band_f = band.astype(np.float32)
+    margin = 2 * r + 1
+    tiles = band_tiles(band, H, W, tile or TILE)
 
     def evaluate(t: Tile) -> None:
         y0, y1, x0, x1 = t
-        c = resample_tile(coeff, H, W, t)
+        wy0, wy1, wx0, wx1 = (y0, y1, x0, x1) if same else window_for(t, H, W, grid)
+        fy0, fy1 = max(0, wy0 - margin), min(wh, wy1 + margin)
+        fx0, fx1 = max(0, wx0 - margin), min(ww, wx1 + margin)
+        A, b = guided_filter_coefficients(to_unit_float(Iw[fy0:fy1, fx0:fx1]), p[fy0:fy1, fx0:fx1], r, EPS)
+        inner = (slice(wy0 - fy0, wy1 - fy0), slice(wx0 - fx0, wx1 - fx0))
         I = to_unit_float(guide[y0:y1, x0:x1])
+        if same:
+            c = np.concatenate([A[inner], b[inner][..., None]], axis=2)
+            weight = band_f[y0:y1, x0:x1]
+        else:
+            c = resample_tile(np.concatenate([A[inner], b[inner][..., None]], axis=2), H, W, t,
+                              grid=grid, origin=(wy0, wx0))
+            weight = resample_tile(band_f[wy0:wy1, wx0:wx1], H, W, t, grid=grid, origin=(wy0, wx0))
         q = c[..., 3]
         q += c[..., 0] * I[..., 0]
         q += c[..., 1] * I[..., 1]
         q += c[..., 2] * I[..., 2]
         np.clip(q, 0.0, 1.0, out=q)
         seg = base[y0:y1, x0:x1]
-        if band_f is None:
-            seg[...] = q
-        else:
-            seg += resample_tile(band_f, H, W, t) * (q - seg)
+        q -= seg
+        q *= weight
+        seg += q
 
     map_tiles(evaluate, tiles)
     return base
-
-
-def _coefficients_around(band: np.ndarray, I: np.ndarray, p: np.ndarray, r: int
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Coefficients fitted only over the band's bounding box (plus the filter's reach, so
-    they are exact inside it); zero elsewhere, where nothing reads them. A subject that fills
-    half the frame costs half the fit."""
-    rows, cols = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
-    reach = 2 * r + 2  # the fit's own footprint plus the bilinear footprint of the apply step
-    h, w = p.shape
-    y0, y1 = max(0, int(rows[0]) - reach), min(h, int(rows[-1]) + 1 + reach)
-    x0, x1 = max(0, int(cols[0]) - reach), min(w, int(cols[-1]) + 1 + reach)
-    if (y1 - y0) * (x1 - x0) > 0.9 * h * w:
-        return parallel_coefficients(I, p, r, EPS)
-    A = np.zeros((h, w, 3), np.float32)
-    b = np.zeros((h, w), np.float32)
-    A[y0:y1, x0:x1], b[y0:y1, x0:x1] = parallel_coefficients(I[y0:y1, x0:x1], p[y0:y1, x0:x1], r, EPS)
-    return A, b
 
 
 def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
@@ -186,7 +166,7 @@ def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
     s = min(1.0, WORK_MAX_SIDE / max(H, W))
     ww, wh = max(1, round(W * s)), max(1, round(H * s))
     p = _resize(m, (ww, wh))
-    Iw = to_unit_float(_resize(guide, (ww, wh)) if (ww, wh) != (W, H) else guide)
+    Iw = _resize(guide, (ww, wh))  # converted to float window by window
 
     # radius: about one model pixel in working pixels (at least 2), so the filter can move
     # an edge by up to a model pixel towards the colour edge that caused it
@@ -199,14 +179,7 @@ def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
     k = 2 * r + 1
     band = cv2.dilate(band.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
 
-    A, b = _coefficients_around(band, Iw, p, r)
-    del Iw
     base = _resize(m, (W, H))  # a new float32 array (cv2.resize), filled in place below
     if base is m:
         base = base.copy()
-    if (ww, wh) == (W, H):
-        q = (A * to_unit_float(guide)).sum(axis=2) + b
-        np.clip(q, 0.0, 1.0, out=q)
-        base[band] = q[band]
-        return base
-    return apply_coefficients(A, b, guide, base, band)
+    return fit_and_apply(guide, Iw, p, band, r, base)
