@@ -58,23 +58,31 @@ def guided_filter_coefficients(I: np.ndarray, p: np.ndarray, r: int, eps: float
                                ) -> tuple[np.ndarray, np.ndarray]:
     """Colour guided filter: returns ``A`` (h, w, 3) and ``b`` (h, w), already box-averaged,
     so that ``q = sum_c A[..., c] * I[..., c] + b``. ``I`` float32 (h, w, 3), ``p`` float32 (h, w)."""
-    I = np.ascontiguousarray(I, dtype=np.float32)
+    c = coefficient_planes(I, p, r, eps)
+    return np.ascontiguousarray(c[..., :3]), np.ascontiguousarray(c[..., 3])
+
+
+def coefficient_planes(I: np.ndarray, p: np.ndarray, r: int, eps: float) -> np.ndarray:
+    """The guided filter's box-averaged coefficients as one (h, w, 4) array ``[A_r, A_g, A_b, b]``.
+
+    Worked one colour plane at a time (NumPy is several times slower on a trailing axis of 3),
+    with the 3x3 covariance inverted through its adjugate, and returned as 4 channels: the
+    layout OpenCV box-filters and resamples on its vectorised path.
+    """
+    R, G, B = cv2.split(np.ascontiguousarray(I, dtype=np.float32))
     p = np.ascontiguousarray(p, dtype=np.float32)
-    mI = _box(I, r)
-    mp = _box(p, r)
-    Ip = I * p[..., None]
-    cov_Ip = _box(Ip, r) - mI * mp[..., None]
-    del Ip
-    # covariance matrix of I, symmetric 3x3 per pixel
-    r0, g0, b0 = I[..., 0], I[..., 1], I[..., 2]
-    mr, mg, mb = mI[..., 0], mI[..., 1], mI[..., 2]
+    mr, mg, mb, mp = _box(R, r), _box(G, r), _box(B, r), _box(p, r)
+    cr = _box(R * p, r) - mr * mp
+    cg = _box(G * p, r) - mg * mp
+    cb = _box(B * p, r) - mb * mp
     e = np.float32(eps)
-    vrr = _box(r0 * r0, r) - mr * mr + e
-    vrg = _box(r0 * g0, r) - mr * mg
-    vrb = _box(r0 * b0, r) - mr * mb
-    vgg = _box(g0 * g0, r) - mg * mg + e
-    vgb = _box(g0 * b0, r) - mg * mb
-    vbb = _box(b0 * b0, r) - mb * mb + e
+    vrr = _box(R * R, r) - mr * mr + e
+    vrg = _box(R * G, r) - mr * mg
+    vrb = _box(R * B, r) - mr * mb
+    vgg = _box(G * G, r) - mg * mg + e
+    vgb = _box(G * B, r) - mg * mb
+    vbb = _box(B * B, r) - mb * mb + e
+    del R, G, B
     # inverse via the adjugate
     i_rr = vgg * vbb - vgb * vgb
     i_rg = vgb * vrb - vrg * vbb
@@ -82,16 +90,13 @@ def guided_filter_coefficients(I: np.ndarray, p: np.ndarray, r: int, eps: float
     i_gg = vrr * vbb - vrb * vrb
     i_gb = vrb * vrg - vrr * vgb
     i_bb = vrr * vgg - vrg * vrg
-    det = vrr * i_rr + vrg * i_rg + vrb * i_rb
+    inv_det = np.float32(1.0) / np.maximum(vrr * i_rr + vrg * i_rg + vrb * i_rb, np.float32(1e-12))
     del vrr, vrg, vrb, vgg, vgb, vbb
-    inv_det = np.float32(1.0) / np.maximum(det, np.float32(1e-12))
-    cr, cg, cb = cov_Ip[..., 0], cov_Ip[..., 1], cov_Ip[..., 2]
-    A = np.empty_like(I)
-    A[..., 0] = (i_rr * cr + i_rg * cg + i_rb * cb) * inv_det
-    A[..., 1] = (i_rg * cr + i_gg * cg + i_gb * cb) * inv_det
-    A[..., 2] = (i_rb * cr + i_gb * cg + i_bb * cb) * inv_det
-    b = mp - (A * mI).sum(axis=2)
-    return _box(A, r), _box(b, r)
+    a_r = (i_rr * cr + i_rg * cg + i_rb * cb) * inv_det
+    a_g = (i_rg * cr + i_gg * cg + i_gb * cb) * inv_det
+    a_b = (i_rb * cr + i_gb * cg + i_bb * cb) * inv_det
+    b = mp - a_r * mr - a_g * mg - a_b * mb
+    return _box(cv2.merge([a_r, a_g, a_b, b]), r)
 
 
 def fit_and_apply(guide: np.ndarray, Iw: np.ndarray, p: np.ndarray, band: np.ndarray, r: int,
@@ -125,15 +130,13 @@ def fit_and_apply(guide: np.ndarray, Iw: np.ndarray, p: np.ndarray, band: np.nda
         wy0, wy1, wx0, wx1 = (y0, y1, x0, x1) if same else window_for(t, H, W, grid)
         fy0, fy1 = max(0, wy0 - margin), min(wh, wy1 + margin)
         fx0, fx1 = max(0, wx0 - margin), min(ww, wx1 + margin)
-        A, b = guided_filter_coefficients(to_unit_float(Iw[fy0:fy1, fx0:fx1]), p[fy0:fy1, fx0:fx1], r, EPS)
-        inner = (slice(wy0 - fy0, wy1 - fy0), slice(wx0 - fx0, wx1 - fx0))
+        fit = coefficient_planes(to_unit_float(Iw[fy0:fy1, fx0:fx1]), p[fy0:fy1, fx0:fx1], r, EPS)
+        c = fit[wy0 - fy0:wy1 - fy0, wx0 - fx0:wx1 - fx0]
         I = to_unit_float(guide[y0:y1, x0:x1])
         if same:
-            c = np.concatenate([A[inner], b[inner][..., None]], axis=2)
             weight = band_f[y0:y1, x0:x1]
         else:
-            c = resample_tile(np.concatenate([A[inner], b[inner][..., None]], axis=2), H, W, t,
-                              grid=grid, origin=(wy0, wx0))
+            c = resample_tile(c, H, W, t, grid=grid, origin=(wy0, wx0))
             weight = resample_tile(band_f[wy0:wy1, wx0:wx1], H, W, t, grid=grid, origin=(wy0, wx0))
         q = c[..., 3]
         q += c[..., 0] * I[..., 0]
