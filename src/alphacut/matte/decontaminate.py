@@ -67,19 +67,35 @@ def blur_fusion(I: np.ndarray, a: np.ndarray, radii: tuple[int, ...] = RADII) ->
 
 def blur_fusion_fb(I: np.ndarray, a: np.ndarray, radii: tuple[int, ...] = RADII
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Blur-fusion returning both estimates: foreground F and the blurred background B."""
-    a3 = a[..., None]
-    F = I
-    B = I
+    """Blur-fusion returning both estimates: foreground F and the blurred background B.
+
+    Worked one colour plane at a time: NumPy is several times slower broadcasting over a
+    trailing axis of 3, and this halves the time of the whole estimate."""
     eps = np.float32(1e-5)
+    observed = cv2.split(np.ascontiguousarray(I, dtype=np.float32))
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    rest = 1 - a
+    F, B = observed, observed
     for r in radii:
-        ba = _blur(a, r)[..., None]
-        bF = _blur(F * a3, r) / (ba + eps)
-        bB = _blur(B * (1 - a3), r) / ((1 - ba) + eps)
-        F = bF + a3 * (I - a3 * bF - (1 - a3) * bB)
-        np.clip(F, 0.0, 1.0, out=F)
-        B = bB
-    return F, B
+        ba = _blur(a, r)
+        inv_f = 1 / (ba + eps)
+        inv_b = 1 / ((1 - ba) + eps)
+        new_f, new_b = [], []
+        for i, f_prev, b_prev in zip(observed, F, B):
+            bF = _blur(f_prev * a, r)
+            bF *= inv_f
+            bB = _blur(b_prev * rest, r)
+            bB *= inv_b
+            # F = bF + a * (I - a * bF - (1 - a) * bB)
+            f = i - a * bF
+            f -= rest * bB
+            f *= a
+            f += bF
+            np.clip(f, 0.0, 1.0, out=f)
+            new_f.append(f)
+            new_b.append(bB)
+        F, B = new_f, new_b
+    return cv2.merge(F), cv2.merge(B)
 
 
 def _scaled_radii(H: int, W: int) -> tuple[int, ...]:
@@ -159,10 +175,12 @@ def _estimate_foreground_large(image: np.ndarray, alpha: np.ndarray, power: np.f
     small_i = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / top
     small_a = np.clip(cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA), 0.0, 1.0)
     f_small, b_small = blur_fusion_fb(small_i, small_a, _scaled_radii(h, w))
-    # two 4-channel fields (the 4th unused): OpenCV resamples 1- and 4-channel images on its
-    # vectorised path, 3- and 6-channel ones several times slower
+    # two 4-channel fields (the 4th unused), in the image's own units: OpenCV resamples 1- and
+    # 4-channel images on its vectorised path, 3- and 6-channel ones several times slower
     pad = np.zeros((h, w, 1), np.float32)
     f4, b4 = np.concatenate([f_small, pad], axis=2), np.concatenate([b_small, pad], axis=2)
+    f4 *= top
+    b4 *= top
     del small_i, f_small, b_small, pad
 
     out = image.copy()
@@ -180,17 +198,15 @@ def _estimate_foreground_large(image: np.ndarray, alpha: np.ndarray, power: np.f
         # one channel at a time: NumPy is several times slower on a trailing axis of 3
         for c in range(3):
             i = tile_in[..., c].astype(np.float32)
-            i *= 1 / top
             # F = F̂ + a·(I − a·F̂ − (1 − a)·B̂), then blended with I by the confidence
             f = i - a * est_f[..., c]
             f -= rest * est_b[..., c]
             f *= a
             f += est_f[..., c]
-            np.clip(f, 0.0, 1.0, out=f)
+            np.clip(f, 0.0, top, out=f)
             f -= i
             f *= confidence
             f += i
-            f *= top
             np.rint(f, out=f)
             np.copyto(tile_out[..., c], f, where=band, casting="unsafe")
 
