@@ -52,6 +52,8 @@ def test_stage_events_outputs_and_artifacts(tmp_path: Path) -> None:
         job = eng.submit(src, options=OPTS, output=tmp_path / "out" / "one.png")
         job = eng.wait(job.id, 120)
         assert job.stage is Stage.DONE, job.reason
+        # subscribers are called outside the engine's lock: the final event may land just after wait()
+        wait_for(lambda: (job.id, "done") in seen, 10)
         stages = list(dict.fromkeys(s for j, s in seen if j == job.id))
         assert stages == ["queued", "decoding", "inferring", "refining", "encoding", "verifying", "done"]
         assert job.provider == "CPUExecutionProvider" and job.output_sha256

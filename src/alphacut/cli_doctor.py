@@ -27,6 +27,7 @@ def collect(model: str | None = None) -> dict[str, Any]:
     from PIL import __version__ as pil_version
     from PIL import features
 
+    from .memory import huge_pages_in_use
     from .models.catalog import DEFAULT_MODEL
     from .models.session import ModelSession, physical_cores, provider_chain
     from .models.store import ModelStore, default_home
@@ -48,6 +49,7 @@ def collect(model: str | None = None) -> dict[str, Any]:
         "available_providers": ort.get_available_providers(),
         "provider_chain": chain,
         "physical_cores": physical_cores(),
+        "huge_pages": huge_pages_in_use()[1],
         "model_home": str(default_home()),
         "models": models,
         "warnings": warnings,
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     table = Table(title=f"alphacut {report['alphacut']} doctor", show_header=False)
     for key in ("python", "platform", "onnxruntime", "numpy", "opencv", "pillow", "heif", "avif",
-                "physical_cores", "model_home"):
+                "physical_cores", "huge_pages", "model_home"):
         table.add_row(key, str(report[key]))
     table.add_row("providers available", ", ".join(report["available_providers"]))
     table.add_row("provider chain", " → ".join(report["provider_chain"]))

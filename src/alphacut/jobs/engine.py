@@ -47,6 +47,7 @@ from ..errors import (
     WorkerCrashedError,
 )
 from ..imageio.encode import EXTENSIONS
+from ..memory import use_huge_pages_in_children
 from ..models.session import physical_cores
 from .state import Job, JobEvent, Stage, transition
 from .worker import worker_main
@@ -438,6 +439,7 @@ class JobEngine:
             "pipelined": self.pipelined,
         }
         proc = self._ctx.Process(target=worker_main, args=(child, cfg), name="alphacut-worker", daemon=True)
+        use_huge_pages_in_children()  # a fresh process reads glibc's tunables at start (see memory)
         proc.start()
         child.close()
         w = _WorkerHandle(next(self._counter), proc, parent, pid=proc.pid or 0)
