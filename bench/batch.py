@@ -7,7 +7,9 @@ Reports images/minute for N generated 12-megapixel JPEGs (photo-like, all differ
 ``run_batch`` (the CLI's batch path), the inference-only limit (bare ``session.run`` on the
 model's input, N times, all cores), rembg's folder mode (``rembg p`` with the same model file,
 from ``--rembg`` — a venv's ``rembg`` executable — when given), and the peak RSS of the whole
-process tree (parent + workers) at N and at ``--rss-n`` images (it must stay flat).
+process tree (parent + workers) at N and at ``--rss-n`` images (it must stay flat). The bench
+restarts itself with glibc's huge-page tunable, as the ``alphacut`` command does, so the limit
+and the engine run under the same process settings; rembg runs without it.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def rembg_run(rembg: str, inputs: Path, out: Path, model: str) -> tuple[float, f
     cmd = [rembg, "p", "-m", name, "-x", json.dumps({"model_path": str(link)}), str(inputs), str(out)]
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "U2NET_HOME": str(home)})
+                            env={**{k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"},
+                                 "U2NET_HOME": str(home)})  # rembg as its users run it
     peak = 0.0
     while proc.poll() is None:
         peak = max(peak, tree_rss_mb(proc.pid))
@@ -117,6 +120,11 @@ def rembg_run(rembg: str, inputs: Path, out: Path, model: str) -> tuple[float, f
 
 
 def main() -> None:
+    # the engine's workers run with glibc's huge-page tunable (alphacut.memory); so does this
+    # process, which measures the inference-only limit, for a like-for-like ceiling
+    from alphacut.memory import restart_with_huge_pages
+
+    restart_with_huge_pages()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--rss-n", type=int, default=200, help="second run for the flat-memory check (0: skip)")
@@ -141,8 +149,10 @@ def main() -> None:
             if not link.exists():
                 os.link(imgs / "all" / f"photo{i:04d}.jpg", link)
         sets[n] = d
+    from alphacut.memory import huge_pages_in_use
+
     res: dict[str, object] = {"model": args.model, "n": args.n, "megapixels": args.megapixels,
-                              "cpu_count": os.cpu_count()}
+                              "cpu_count": os.cpu_count(), "huge_pages": huge_pages_in_use()[1]}
     # the limit is measured before and after the batch (the machine is shared: load drifts),
     # both for the session the engine runs and for the downloaded file as other tools run it
     runs = args.inference_runs or min(args.n, 10)
