@@ -11,6 +11,7 @@ without it.
 
     .venv/bin/python bench/speed.py                      # isnet, 12 MP JPEG, 3 rounds
     .venv/bin/python bench/speed.py --model u2netp --rounds 5 --image photo.jpg
+    .venv/bin/python bench/speed.py --sizes 12mp --baseline bad049f  # against an older commit
 
 rembg (``pip install "rembg[cpu]"``) is measured on the same model file when importable
 (``dis_custom`` for isnet, ``u2netp`` for u2netp); otherwise its rows are skipped.
@@ -38,8 +39,8 @@ _cpu0 = [0.0]
 def start():
     _cpu0[0] = time.process_time()
     return time.perf_counter()
-def report(seconds):
-    print(json.dumps({"seconds": seconds, "cpu_s": time.process_time() - _cpu0[0],
+def report(seconds, stages=None):
+    print(json.dumps({"seconds": seconds, "cpu_s": time.process_time() - _cpu0[0], "stages": stages or {},
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -71,9 +72,11 @@ from alphacut.pipeline import Options
 r = Remover(model); r.session
 t = start()
 opts = Options(model=model)
-res = Result(r.process(picture_from(Path(image), options=opts), opts))
+picture = picture_from(Path(image), options=opts)
+decoded = time.perf_counter() - t
+res = Result(r.process(picture, opts))
 atomic_write(out, res.encode("png"))
-report(time.perf_counter() - t)
+report(time.perf_counter() - t, {"decode": decoded, **res.timings})
 """,
     "alphacut fast, 4 KB pages": None,  # the same code without the huge-page tunable (see PLAIN_PAGES)
     "rembg": PRELUDE + """
@@ -139,11 +142,11 @@ def default_images(tmp: Path, which: list[str]) -> list[Path]:
     return out
 
 
-def run_case(code: str, model: str, image: Path, out: Path, huge_pages: bool = True) -> dict | None:
+def run_case(code: str, model: str, image: Path, out: Path, huge_pages: bool = True, src: Path | None = None) -> dict | None:
     from alphacut.memory import with_huge_pages
 
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    env.update(PYTHONPATH=str(REPO / "src"), U2NET_HOME=str(out.parent / "rembg-home"))
+    env.update(PYTHONPATH=str(src or REPO / "src"), U2NET_HOME=str(out.parent / "rembg-home"))
     if huge_pages:
         env = with_huge_pages(env) or env
     os.makedirs(env["U2NET_HOME"], exist_ok=True)
@@ -170,6 +173,15 @@ def print_table(results: dict[str, list[dict]]) -> None:
         vs_m = rss[c] / rss["rembg"] if "rembg" in rss else nan
         vs_c = cpu[c] / cpu["rembg"] if "rembg" in cpu else nan
         print(f"| {c} | {med[c]:.2f} | {cpu[c]:.2f} | {rss[c]:.0f} | {bare:.2f} | {bare_file:.2f} | {vs_t:.2f} | {vs_c:.2f} | {vs_m:.2f} |")
+    staged = {c: rs for c, rs in results.items() if rs and rs[0].get("stages")}
+    if staged:
+        names = list(dict.fromkeys(k for rs in staged.values() for r in rs for k in r["stages"]))
+        print("\nmedian seconds per stage (wall):\n")
+        print("| case | " + " | ".join(names) + " |")
+        print("|---|" + "---|" * len(names))
+        for c, rs in staged.items():
+            cells = [f"{statistics.median(r['stages'].get(n, 0.0) for r in rs):.2f}" for n in names]
+            print(f"| {c} | " + " | ".join(cells) + " |")
 
 
 def main() -> int:
@@ -178,6 +190,8 @@ def main() -> int:
     ap.add_argument("--image", type=Path, action="append", help="a photo to time (repeatable)")
     ap.add_argument("--sizes", default="1mp,12mp,24mp,heic12", help="built-in photos to time")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline", default=None, metavar="REV",
+                    help="also time alphacut at this git revision (a temporary worktree), alternated with the rest")
     args = ap.parse_args()
     try:
         import rembg  # noqa: F401
@@ -187,24 +201,42 @@ def main() -> int:
         cases = [c for c in CASES if c != "rembg"]
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        images = args.image or default_images(tmp, args.sizes.split(","))
-        import pillow_heif
-        from PIL import Image
-
-        pillow_heif.register_heif_opener()
-        for image in images:
-            with Image.open(image) as im:
-                mp = im.size[0] * im.size[1] / 1e6
-            print(f"\n### {image.name} ({mp:.1f} MP), model {args.model}, {args.rounds} rounds, alternated")
-            results: dict[str, list[dict]] = {c: [] for c in cases}
-            for _ in range(args.rounds):
-                for case in cases:  # alternate so drift hits every case alike
-                    r = run_case(CASES[case], args.model, image, tmp / f"{case.replace(' ', '_').replace(',', '')}.png",
-                                 huge_pages=case not in PLAIN_PAGES)
-                    if r:
-                        results[case].append(r)
-            print_table(results)
+        sources: dict[str, Path] = {}
+        if args.baseline:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tmp / "baseline"),
+                            args.baseline], check=True)
+            baseline_case = f"alphacut fast @ {args.baseline}"
+            CASES[baseline_case] = CASES["alphacut fast"]
+            sources[baseline_case] = tmp / "baseline" / "src"
+            if not (tmp / "baseline" / "src" / "alphacut" / "launch.py").exists():
+                PLAIN_PAGES.add(baseline_case)  # a revision before the launcher ran without the tunable
+            cases.insert(cases.index("alphacut fast") + 1, baseline_case)
+        try:
+            run_images(args, cases, sources, tmp)
+        finally:
+            if args.baseline:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp / "baseline")])
     return 0
+
+
+def run_images(args: argparse.Namespace, cases: list[str], sources: dict[str, Path], tmp: Path) -> None:
+    """Every image: all cases, alternated round by round, then its tables."""
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    for image in args.image or default_images(tmp, args.sizes.split(",")):
+        with Image.open(image) as im:
+            mp = im.size[0] * im.size[1] / 1e6
+        print(f"\n### {image.name} ({mp:.1f} MP), model {args.model}, {args.rounds} rounds, alternated")
+        results: dict[str, list[dict]] = {c: [] for c in cases}
+        for _ in range(args.rounds):
+            for case in cases:  # alternate so drift hits every case alike
+                r = run_case(CASES[case], args.model, image, tmp / f"case{cases.index(case)}.png",
+                             huge_pages=case not in PLAIN_PAGES, src=sources.get(case))
+                if r:
+                    results[case].append(r)
+        print_table(results)
 
 
 if __name__ == "__main__":
