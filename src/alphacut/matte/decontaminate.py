@@ -140,7 +140,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, confidence_powe
             a = np.clip(alpha[by0:by1, bx0:bx1].astype(np.float32, copy=False), 0, 1)
             F = blur_fusion(I, a, radii)
             F -= I
-            F *= np.power(a, power)[..., None]
+            F *= _confidence(a, power)[..., None]
             F += I
             F = F[ty0 - by0:ty1 - by0, tx0 - bx0:tx1 - bx0]
             vals = np.round(F[band] * np.float32(scale)).astype(image.dtype)
