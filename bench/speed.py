@@ -81,6 +81,8 @@ report(time.perf_counter() - t, {"decode": decoded, **res.timings})
     "alphacut fast, 4 KB pages": None,  # the same code without the huge-page tunable (see PLAIN_PAGES)
     "rembg": PRELUDE + """
 import os
+import pillow_heif
+pillow_heif.register_heif_opener()  # rembg reads images with Pillow, which needs this for HEIC
 from rembg import new_session, remove
 from alphacut.models.store import ModelStore
 # rembg only loads model files from inside its own folder (U2NET_HOME): link ours in there
