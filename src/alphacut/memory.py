@@ -135,8 +135,8 @@ def restart_with_huge_pages() -> None:
     output, threads or heavy imports: this returns only when nothing was done."""
     env = with_huge_pages(os.environ)
     argv = getattr(sys, "orig_argv", None)
-    if env is None or not argv or not sys.executable:
-        return
+    if env is None or not argv or not sys.executable or getattr(sys, "frozen", False):
+        return  # (a frozen app's executable is not a Python that takes ``argv`` back)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
