@@ -178,3 +178,23 @@ def test_best_tier_fuses_the_second_opinion_and_says_when_it_is_missing() -> Non
     assert alone.warnings == ["u2netp: offline"]
     fast = cut_out(picture, main, get_spec("isnet"), Options(model="isnet"), helper=loader)
     assert asked == ["isnet"] and not fast.warnings  # the fast tier never asks
+
+
+def test_preload_loads_an_installed_model_in_the_background(store, tmp_path: Path) -> None:  # noqa: ANN001
+    import time
+
+    from alphacut.models.store import ModelStore
+
+    store.ensure("u2netp")
+    remover = Remover("u2netp", store=store)
+    remover.preload()
+    deadline = time.monotonic() + 60
+    while remover._session is None:  # loaded without anyone asking for it
+        assert time.monotonic() < deadline, "preload never loaded the session"
+        time.sleep(0.02)
+    assert remover.session.provider
+    # a model that is not installed is left alone: no thread, no download, nothing to show
+    empty = Remover("u2netp", store=ModelStore(tmp_path / "home", offline=True))
+    empty.preload()
+    time.sleep(0.3)
+    assert empty._session is None and not (tmp_path / "home" / "models" / "u2netp.onnx").exists()

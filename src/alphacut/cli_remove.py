@@ -286,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
 
     remover = Remover(args.model, threads=args.threads, accept_license=args.accept_license,
                       download_progress=_download_progress())
+    remover.preload()  # the model loads while the first image decodes
     failures: list[AlphacutError] = []
     for task in tasks:
         started = time.perf_counter()
