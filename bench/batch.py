@@ -73,7 +73,18 @@ def inference_only(model: str, n: int, threads: int | None, *, cpu_copy: bool = 
     return (time.perf_counter() - t) / n
 
 
-def engine_run(inputs: Path, out: Path, model: str, workers: int | None, threads: int | None) -> tuple[float, float]:
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of its children that have ended (the workers,
+    once the engine has closed): the batch's whole CPU bill."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def engine_run(inputs: Path, out: Path, model: str, workers: int | None, threads: int | None
+               ) -> tuple[float, float, float]:
+    """(wall s, peak RSS MB of the process tree, CPU s of the whole tree)."""
     from alphacut.jobs.batch import Reporter, run_batch
     from alphacut.pipeline import Options
 
@@ -83,13 +94,14 @@ def engine_run(inputs: Path, out: Path, model: str, workers: int | None, threads
             if rec["status"] != "done":
                 print("  failed:", rec.get("reason"), file=sys.stderr)
 
+    cpu0 = cpu_seconds()
     with RssSampler(os.getpid(), interval=0.25) as peak:
         t = time.perf_counter()
         summary = run_batch([str(inputs)], out, Options(model=model), reporter=Quiet(0),
                             engine_kwargs={"workers": workers, "threads_per_worker": threads, "job_timeout": 1800})
         wall = time.perf_counter() - t
     assert summary.exit_code == 0, summary.failed
-    return wall, peak.peak
+    return wall, peak.peak, cpu_seconds() - cpu0
 
 
 def rembg_run(rembg: str, inputs: Path, out: Path, model: str) -> tuple[float, float]:
@@ -158,20 +170,22 @@ def main() -> None:
     runs = args.inference_runs or min(args.n, 10)
     before = [inference_only(args.model, runs, args.threads, cpu_copy=c) for c in (True, False)]
     with tempfile.TemporaryDirectory(dir=work) as tmp:
-        wall, peak = engine_run(sets[args.n], Path(tmp) / "out", args.model, args.workers, args.threads)
+        wall, peak, cpu = engine_run(sets[args.n], Path(tmp) / "out", args.model, args.workers, args.threads)
     after = [inference_only(args.model, runs, args.threads, cpu_copy=c) for c in (True, False)]
     per, per_file = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
     res["inference_only_per_image_s"] = round(per, 3)
     res["inference_only_images_per_min"] = round(60 / per, 2)
     res["inference_only_downloaded_file_images_per_min"] = round(60 / per_file, 2)
     res["engine_wall_s"] = round(wall, 1)
+    res["engine_cpu_s_per_image"] = round(cpu / args.n, 2)
+    res["engine_cores_busy"] = round(cpu / wall, 2)  # = the core count when the batch is CPU-bound
     res["engine_images_per_min"] = round(args.n * 60 / wall, 2)
     res["engine_fraction_of_inference_limit"] = round((args.n * 60 / wall) / (60 / per), 3)
     res["engine_fraction_of_downloaded_file_limit"] = round((args.n * 60 / wall) / (60 / per_file), 3)
     res[f"engine_peak_tree_rss_mb_at_{args.n}"] = round(peak, 1)
     if args.rss_n:
         with tempfile.TemporaryDirectory(dir=work) as tmp:
-            wall2, peak2 = engine_run(sets[args.rss_n], Path(tmp) / "out", args.model, args.workers, args.threads)
+            wall2, peak2, _ = engine_run(sets[args.rss_n], Path(tmp) / "out", args.model, args.workers, args.threads)
         res[f"engine_peak_tree_rss_mb_at_{args.rss_n}"] = round(peak2, 1)
         res[f"engine_images_per_min_at_{args.rss_n}"] = round(args.rss_n * 60 / wall2, 2)
     if args.rembg:
