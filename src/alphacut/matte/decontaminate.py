@@ -24,7 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .tiles import Tile, all_tiles, map_tiles, resample_tile
+from .tiles import Tile, all_tiles, map_tiles, resample_tile, worker_threads
 
 __all__ = ["estimate_foreground", "blur_fusion"]
 
@@ -43,8 +43,6 @@ REFERENCE_SIDE = 1000
 #: or opaque (> 511/512) is kept as it is — a model's matte is rarely exactly 0 or 1, and
 #: "decontaminating" the whole image's noise floor costs time and changes nothing visible
 CERTAIN = 1.0 / 512.0
-#: tile side (output pixels) for large images
-TILE = 2048
 #: above this long side the wide blur passes run at ``BLUR_SIDE`` (they are smooth by
 #: construction), and only a per-pixel correction runs at full resolution, in the band
 WORK_MAX_SIDE = 2048
@@ -120,32 +118,36 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, confidence_powe
     scale = 65535.0 if image.dtype == np.uint16 else 255.0
     radii = _scaled_radii(H, W)
     margin = sum(radii) * 2 + 2
+    # horizontal bands, one per core (the margin makes each band exact): a 1 MP photo's blur
+    # passes run on every core instead of one
+    bands = max(1, min(worker_threads(), H // (4 * margin)))
+    step = -(-H // bands)
 
-    for y0 in range(0, H, TILE):
-        y1 = min(H, y0 + TILE)
-        for x0 in range(0, W, TILE):
-            x1 = min(W, x0 + TILE)
-            at = alpha[y0:y1, x0:x1]
-            band = (at > CERTAIN) & (at < 1 - CERTAIN)
-            if not band.any():
-                continue
-            # tile with margin, cropped further to the band's bounding box (+ margin)
-            ys, xs = np.nonzero(band)
-            ty0, ty1 = y0 + int(ys.min()), y0 + int(ys.max()) + 1
-            tx0, tx1 = x0 + int(xs.min()), x0 + int(xs.max()) + 1
-            band = band[ty0 - y0:ty1 - y0, tx0 - x0:tx1 - x0]
-            by0, by1 = max(0, ty0 - margin), min(H, ty1 + margin)
-            bx0, bx1 = max(0, tx0 - margin), min(W, tx1 + margin)
-            I = image[by0:by1, bx0:bx1].astype(np.float32) * np.float32(1.0 / scale)
-            a = np.clip(alpha[by0:by1, bx0:bx1].astype(np.float32, copy=False), 0, 1)
-            F = blur_fusion(I, a, radii)
-            F -= I
-            F *= _confidence(a, power)[..., None]
-            F += I
-            F = F[ty0 - by0:ty1 - by0, tx0 - bx0:tx1 - bx0]
-            vals = np.round(F[band] * np.float32(scale)).astype(image.dtype)
-            sub = out[ty0:ty1, tx0:tx1]
-            sub[band] = vals
+    def band_pass(t: Tile) -> None:
+        y0, y1, x0, x1 = t
+        at = alpha[y0:y1, x0:x1]
+        band = (at > CERTAIN) & (at < 1 - CERTAIN)
+        if not band.any():
+            return
+        # the band's bounding box inside this strip, plus the blur passes' reach
+        ys, xs = np.nonzero(band)
+        ty0, ty1 = y0 + int(ys.min()), y0 + int(ys.max()) + 1
+        tx0, tx1 = x0 + int(xs.min()), x0 + int(xs.max()) + 1
+        band = band[ty0 - y0:ty1 - y0, tx0 - x0:tx1 - x0]
+        by0, by1 = max(0, ty0 - margin), min(H, ty1 + margin)
+        bx0, bx1 = max(0, tx0 - margin), min(W, tx1 + margin)
+        I = image[by0:by1, bx0:bx1].astype(np.float32) * np.float32(1.0 / scale)
+        a = np.clip(alpha[by0:by1, bx0:bx1].astype(np.float32, copy=False), 0, 1)
+        F = blur_fusion(I, a, radii)
+        F -= I
+        F *= _confidence(a, power)[..., None]
+        F += I
+        F = F[ty0 - by0:ty1 - by0, tx0 - bx0:tx1 - bx0]
+        vals = np.round(F[band] * np.float32(scale)).astype(image.dtype)
+        sub = out[ty0:ty1, tx0:tx1]
+        sub[band] = vals
+
+    map_tiles(band_pass, [(y0, min(H, y0 + step), 0, W) for y0 in range(0, H, step)], threads=bands)
     return out
 
 
