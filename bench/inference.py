@@ -86,6 +86,10 @@ def build_variants(path: str, threads: int, openvino: bool, cpu_copy: str | None
 
 
 def main() -> int:
+    from alphacut.memory import huge_pages_in_use, restart_with_huge_pages
+
+    restart_with_huge_pages()  # every row runs as the alphacut command does (bench/memory.py compares)
+    print("huge pages:", huge_pages_in_use()[1])
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="isnet")
     ap.add_argument("--rounds", type=int, default=5)

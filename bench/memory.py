@@ -4,8 +4,9 @@ Each configuration runs in a fresh process: load the model, run it ``--runs`` ti
 input, print CPU seconds per run and the process's peak RSS after each run. The configurations
 (the first is what alphacut does):
 
-- ``float32 copy, no pattern, mmap pinned``: the store's float32 copy of a float16 model, ORT
-  memory pattern off, glibc's mmap threshold pinned (``alphacut.memory``)
+- ``float32 copy, no pattern, mmap pinned, huge pages``: the store's float32 copy of a float16
+  model, ORT memory pattern off, glibc's mmap threshold pinned and its huge-page tunable on
+  (``alphacut.memory``); the same with 4 KB pages next to it
 - ``float32 copy, pattern``: the same with ORT's default memory pattern
 - ``float32 copy, glibc default``: no pattern, glibc's dynamic mmap threshold
 - ``float16 file, ORT defaults (arena off)``: the downloaded file as rembg runs it, minus the arena
@@ -52,7 +53,8 @@ print(json.dumps({"file": path.name, "runs": rows}))
 """
 
 CONFIGS = [
-    ("float32 copy, no pattern, mmap pinned (alphacut)", True, False, True),
+    ("float32 copy, no pattern, mmap pinned, huge pages (alphacut)", True, False, True),
+    ("float32 copy, no pattern, mmap pinned, 4 KB pages", True, False, True),
     ("float32 copy, ORT memory pattern", True, True, True),
     ("float32 copy, glibc dynamic mmap threshold", True, False, False),
     ("float16 file, no pattern, mmap pinned", False, False, True),
@@ -65,13 +67,17 @@ def main() -> int:
     ap.add_argument("--model", default="isnet")
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    from alphacut.memory import with_huge_pages
+
+    plain = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    plain["PYTHONPATH"] = str(REPO / "src")
+    huge = with_huge_pages(plain) or plain  # what the alphacut command and its workers run with
     print(f"model {args.model}, {args.runs} runs per fresh process, 2 threads, CPU\n")
     print("| configuration | file | CPU s per run | peak RSS MB after each run |\n|---|---|---|---|")
     for label, copy, pattern, pinned in CONFIGS:
         proc = subprocess.run(
             [sys.executable, "-c", CODE, args.model, str(int(copy)), str(int(pattern)), str(int(pinned)), str(args.runs)],
-            capture_output=True, text=True, env=env, timeout=1200)
+            capture_output=True, text=True, env=huge if "huge pages" in label else plain, timeout=1200)
         if proc.returncode != 0:
             print(f"| {label} | failed: {proc.stderr.strip().splitlines()[-1:]} | | |")
             continue
