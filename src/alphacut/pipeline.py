@@ -2,8 +2,10 @@
 
 bytes ─► sniff/decode ─► plan ─► predict ─► upsample ─► (refine) ─► decontaminate ─► compose ─► encode ─► verify
 
-Each stage is a small function over plain data. The library, the CLI, the job engine's workers
-and the web server all call ``cut_out`` (pixels in memory) and ``render`` (verified bytes).
+Each stage is a small function over plain data. The library, the CLI and the web server call
+``cut_out`` (pixels in memory) and ``render`` (verified bytes); the job engine's workers call
+its two halves, ``infer`` (the model passes) and ``finish`` (the full-resolution work), on two
+threads, so one image is finished and encoded while the next one is inferred.
 Stage names reported through ``on_stage`` are the job state machine's stage names.
 """
 
@@ -125,6 +127,21 @@ def plan_inference_image(rgb: np.ndarray, max_side: int = INFERENCE_MAX_SIDE) ->
     return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
+@dataclass
+class Inferred:
+    """What the models said about a picture, before any full-resolution work: the coarse
+    matte and, for a small subject in the best tier, the crop pass's coarse matte. The job
+    engine's workers hand this from the thread that runs the model to the one that finishes
+    and encodes, so the next image's inference starts while this one is finished."""
+
+    picture: Picture
+    coarse: np.ndarray
+    crop: tuple[tuple[int, int, int, int], np.ndarray] | None
+    options: Options
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 def cut_out(
     picture: Picture,
     session: Runner,
@@ -136,6 +153,20 @@ def cut_out(
 ) -> Cutout:
     """Matte and foreground for a decoded picture (the inference and refinement stages).
     ``helper`` finds the best tier's second-opinion model (default: the user's model store)."""
+    return finish(infer(picture, session, spec, options, on_stage=on_stage, helper=helper), on_stage=on_stage)
+
+
+def infer(
+    picture: Picture,
+    session: Runner,
+    spec: ModelSpec,
+    options: Options,
+    *,
+    on_stage: StageCallback = _noop,
+    helper: HelperLoader | None = None,
+) -> Inferred:
+    """Every model pass a cutout needs: the whole picture (fused with the best tier's second
+    opinion) and, in the best tier, a crop around a small subject."""
     timings: dict[str, float] = {}
     warnings: list[str] = []
     if options.color == "srgb":
@@ -143,7 +174,7 @@ def cut_out(
 
     second = _second_opinion(spec, helper, warnings) if options.quality == "best" and SECOND_OPINION else None
 
-    def infer(rgb: np.ndarray) -> np.ndarray:
+    def run_models(rgb: np.ndarray) -> np.ndarray:
         small = plan_inference_image(rgb)
         coarse = predict_matte(session, small, spec)
         if second is not None:  # fused where the models are: at the chosen model's resolution
@@ -152,17 +183,13 @@ def cut_out(
 
     on_stage("inferring", 0.0)
     t = time.perf_counter()
-    coarse = infer(picture.rgb)
+    coarse = run_models(picture.rgb)
     timings["predict"] = time.perf_counter() - t
     on_stage("inferring", 0.7)
 
-    t = time.perf_counter()
-    matte = upsample_matte(coarse, picture.rgb)
-    timings["upsample"] = time.perf_counter() - t
-    on_stage("inferring", 1.0)
-
+    crop = None
     if options.quality == "best" and SUBJECT_CROP_PASS:
-        from .matte.refine import CROP_MIN_GAIN, paste_crop_matte, subject_crop_box
+        from .matte.refine import CROP_MIN_GAIN, subject_crop_box
 
         box = subject_crop_box(coarse, picture.rgb.shape)
         if box is not None and _crop_gain(spec, picture.rgb.shape, box) < CROP_MIN_GAIN:
@@ -171,13 +198,31 @@ def cut_out(
             # a small subject: the model sees it again, cropped, at its full input resolution
             t = time.perf_counter()
             x0, y0, x1, y1 = box
-            crop = picture.rgb[y0:y1, x0:x1]
-            matte = paste_crop_matte(matte, upsample_matte(infer(crop), crop), box)
+            crop = (box, run_models(picture.rgb[y0:y1, x0:x1]))
             timings["crop_pass"] = time.perf_counter() - t
-    del coarse
+    on_stage("inferring", 1.0)
+    return Inferred(picture, coarse, crop, options, warnings, timings)
+
+
+def finish(inferred: Inferred, *, on_stage: StageCallback = _noop) -> Cutout:
+    """The full-resolution work on what the models said: edge-aware upsampling, the best
+    tier's refinement, the source's own transparency, decontamination."""
+    picture, options = inferred.picture, inferred.options
+    timings = dict(inferred.timings)
+
+    on_stage("refining", 0.0)
+    t = time.perf_counter()
+    matte = upsample_matte(inferred.coarse, picture.rgb)
+    if inferred.crop is not None:
+        box, crop_coarse = inferred.crop
+        x0, y0, x1, y1 = box
+        crop = picture.rgb[y0:y1, x0:x1]
+        from .matte.refine import paste_crop_matte
+
+        matte = paste_crop_matte(matte, upsample_matte(crop_coarse, crop), box)
+    timings["upsample"] = time.perf_counter() - t
 
     if options.quality == "best":
-        on_stage("refining", 0.0)
         t = time.perf_counter()
         from .matte.refine import refine_matte
 
@@ -199,7 +244,7 @@ def cut_out(
         picture = replace(picture, rgb=foreground)
     timings["decontaminate"] = time.perf_counter() - t
     on_stage("refining", 1.0)
-    return Cutout(picture, matte, foreground, options, warnings=warnings, timings=timings)
+    return Cutout(picture, matte, foreground, options, warnings=list(inferred.warnings), timings=timings)
 
 
 def _second_opinion(spec: ModelSpec, helper: HelperLoader | None, warnings: list[str]) -> Helper | None:

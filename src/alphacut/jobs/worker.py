@@ -2,8 +2,9 @@
 
 A worker loads one ``ModelSession`` and then runs jobs sent by the engine over a pipe. With
 ``pipelined`` set it keeps three threads busy on three different jobs — one decoding (and
-reading the file), one running the model and the matte stages, one encoding, verifying and
-writing — so the decode/encode work of one image overlaps the inference of another. ONNX
+reading the file), one running the model (``pipeline.infer``), one finishing the matte at full
+resolution (``pipeline.finish``), encoding, verifying and writing — so everything but the model
+pass of one image overlaps the inference of the next. ONNX
 Runtime, OpenCV, zlib and Pillow's codecs release the GIL, so these threads really overlap.
 
 Messages to the parent (one pipe, sent under a lock, so they arrive in order):
@@ -151,10 +152,10 @@ class _Worker:
         def on_stage(stage: str, fraction: float) -> None:
             self.send(("stage", jid, stage, fraction))
 
-        cutout = pipeline.cut_out(task.pop("picture"), self.session, self.spec, task["options"], on_stage=on_stage)
-        cutout.provider = self.session.provider
-        cutout.warnings.extend(self.session.warnings)
-        task["cutout"] = cutout
+        # only the model passes here: the full-resolution work runs on the encoding thread
+        # (``encode``), beside the next image's inference, so both cores stay busy
+        task["inferred"] = pipeline.infer(task.pop("picture"), self.session, self.spec, task["options"],
+                                          on_stage=on_stage)
         return task
 
     def encode(self, task: dict[str, Any]) -> None:
@@ -163,11 +164,13 @@ class _Worker:
         from ..fsutil import atomic_write, same_file
 
         jid = task["id"]
-        cutout = task.pop("cutout")
 
         def on_stage(stage: str, fraction: float) -> None:
             self.send(("stage", jid, stage, fraction))
 
+        cutout = pipeline.finish(task.pop("inferred"), on_stage=on_stage)
+        cutout.provider = self.session.provider
+        cutout.warnings.extend(self.session.warnings)
         data = pipeline.render(cutout, task["options"], name=task["name"], on_stage=on_stage)
         t = time.perf_counter()
         out = Path(task["output"])
