@@ -142,15 +142,8 @@ class Inferred:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def cut_out(
-    picture: Picture,
-    session: Runner,
-    spec: ModelSpec,
-    options: Options,
-    *,
-    on_stage: StageCallback = _noop,
-    helper: HelperLoader | None = None,
-) -> Cutout:
+def cut_out(picture: Picture, session: Runner, spec: ModelSpec, options: Options, *,
+            on_stage: StageCallback = _noop, helper: HelperLoader | None = None) -> Cutout:
     """Matte and foreground for a decoded picture (the inference and refinement stages).
     ``helper`` finds the best tier's second-opinion model (default: the user's model store)."""
     return finish(infer(picture, session, spec, options, on_stage=on_stage, helper=helper), on_stage=on_stage)

@@ -125,9 +125,8 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, confidence_powe
 
     def band_pass(t: Tile) -> None:
         y0, y1, x0, x1 = t
-        at = alpha[y0:y1, x0:x1]
-        band = (at > CERTAIN) & (at < 1 - CERTAIN)
-        if not band.any():
+        band = _soft(alpha[y0:y1, x0:x1])
+        if band is None:
             return
         # the band's bounding box inside this strip, plus the blur passes' reach
         ys, xs = np.nonzero(band)
@@ -149,6 +148,12 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, confidence_powe
 
     map_tiles(band_pass, [(y0, min(H, y0 + step), 0, W) for y0 in range(0, H, step)], threads=bands)
     return out
+
+
+def _soft(a: np.ndarray) -> np.ndarray | None:
+    """Where ``a`` is neither certainly transparent nor certainly opaque; None if nowhere."""
+    band = (a > CERTAIN) & (a < 1 - CERTAIN)
+    return band if band.any() else None
 
 
 def _confidence(a: np.ndarray, power: np.float32) -> np.ndarray:
@@ -190,8 +195,8 @@ def _estimate_foreground_large(image: np.ndarray, alpha: np.ndarray, power: np.f
     def correct(t: Tile) -> None:
         y0, y1, x0, x1 = t
         a = alpha[y0:y1, x0:x1]
-        band = (a > CERTAIN) & (a < 1 - CERTAIN)
-        if not band.any():
+        band = _soft(a)
+        if band is None:
             return
         est_f, est_b = resample_tile(f4, H, W, t), resample_tile(b4, H, W, t)
         confidence = _confidence(a, power)
