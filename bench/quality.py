@@ -104,15 +104,16 @@ def composite_metrics(ah, Fh, a, F, N) -> tuple[float, float]:
 # --- the contestants: each maps an RGB uint8 image to (alpha float32 0..1, colours uint8) ----
 
 def alphacut_runner(model: str, tier: str, store):
-    """``tier``: fast, best, or best with ``-nocrop`` (no second pass on a small subject's crop)
-    and/or ``-solo`` (no second model's opinion) appended."""
+    """``tier``: fast, best, or best with ``-nocrop`` (no second pass on a small subject's crop),
+    ``-solo`` (no second model's opinion) and/or ``-noview`` (no second input size) appended."""
     from alphacut import pipeline
     from alphacut.api import Remover
 
     remover = Remover(model, store=store)
     verify = {"ok": 0, "n": 0}
     quality, *off = tier.split("-")
-    switches = {"SUBJECT_CROP_PASS": "nocrop" not in off, "SECOND_OPINION": "solo" not in off}
+    switches = {"SUBJECT_CROP_PASS": "nocrop" not in off, "SECOND_OPINION": "solo" not in off,
+                "SECOND_VIEW": "noview" not in off}
 
     def run(img):
         saved = {k: getattr(pipeline, k) for k in switches}

@@ -170,14 +170,66 @@ def test_best_tier_fuses_the_second_opinion_and_says_when_it_is_missing() -> Non
         return (helper, get_spec("u2netp")), None
 
     opts = Options(model="isnet", quality="best")
-    out = cut_out(picture, main, get_spec("isnet"), opts, helper=loader)
+    none = lambda spec: []  # noqa: E731 - no second view: the helper alone is under test
+    out = cut_out(picture, main, get_spec("isnet"), opts, helper=loader, views=none)
     assert asked == ["isnet"] and helper.calls == 1
     assert out.matte[60, 10] > 0.9 and out.matte[60, 150] < 0.1 and not out.warnings
 
-    alone = cut_out(picture, main, get_spec("isnet"), opts, helper=lambda m: (None, "u2netp: offline"))
+    alone = cut_out(picture, main, get_spec("isnet"), opts, helper=lambda m: (None, "u2netp: offline"), views=none)
     assert alone.warnings == ["u2netp: offline"]
-    fast = cut_out(picture, main, get_spec("isnet"), Options(model="isnet"), helper=loader)
+    fast = cut_out(picture, main, get_spec("isnet"), Options(model="isnet"), helper=loader, views=none)
     assert asked == ["isnet"] and not fast.warnings  # the fast tier never asks
+
+
+def test_best_tier_averages_the_models_second_view_and_fast_never_runs_it() -> None:
+    """IS-Net's best tier also runs IS-Net at 768²: the two views' log-odds are averaged (one
+    opinion), so a view that is sure of the left half pulls an unsure first pass its way."""
+    import dataclasses
+
+    from alphacut.api import picture_from
+    from alphacut.pipeline import cut_out
+
+    picture = picture_from(subject_image(160, 120))
+    main = _ConstRunner(np.full((1024, 1024), 0.5, np.float32))
+    left = np.full((768, 768), 0.02, np.float32)
+    left[:, :384] = 0.98
+    view = _ConstRunner(left)
+    asked: list[str] = []
+
+    def views(spec):  # noqa: ANN001, ANN202
+        asked.append(spec.name)
+        return [(view, dataclasses.replace(spec, input_size=768))]
+
+    no_helper = lambda m: (None, None)  # noqa: E731
+    out = cut_out(picture, main, get_spec("isnet"), Options(model="isnet", quality="best"),
+                  helper=no_helper, views=views)
+    assert asked == ["isnet"] and view.calls == 1 and main.calls == 1
+    assert out.matte[60, 10] > 0.8 and out.matte[60, 150] < 0.2
+    fast = cut_out(picture, main, get_spec("isnet"), Options(model="isnet"), helper=no_helper, views=views)
+    assert asked == ["isnet"] and view.calls == 1  # the fast tier never runs it
+    assert 0.4 < fast.matte[60, 10] < 0.6
+
+
+def test_second_view_file_runs_isnet_at_768_and_agrees_with_1024(store) -> None:  # noqa: ANN001
+    """The store's 768² copy of IS-Net is the same network: on a real photo its matte agrees
+    with the 1024² pass; removing the model removes the copy."""
+    import dataclasses
+
+    from alphacut.matte.predict import predict_matte
+    from alphacut.models.session import ModelSession, open_session
+
+    path = store.view_file("isnet", 768)
+    assert path is not None and path.is_file()
+    assert store.view_file("isnet", 768) == path  # built once, then reused
+    photo = subject_image(400, 300, seed=3)
+    spec = get_spec("isnet")
+    small = predict_matte(ModelSession(path), photo, dataclasses.replace(spec, input_size=768))
+    big = predict_matte(open_session(store, "isnet"), photo, spec)
+    assert small.shape == (768, 768) and big.shape == (1024, 1024)
+    import cv2
+
+    a, b = cv2.resize(small, (1024, 1024)) > 0.5, big > 0.5
+    assert (a & b).sum() / max(1, (a | b).sum()) > 0.8
 
 
 def test_preload_loads_an_installed_model_in_the_background(store, tmp_path: Path) -> None:  # noqa: ANN001

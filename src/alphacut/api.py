@@ -21,7 +21,7 @@ from .imageio.decode import Picture, read_input
 from .imageio.encode import OUTPUT_FORMATS, straight_rgba
 from .models.catalog import DEFAULT_MODEL, ModelSpec, get_spec
 from .pipeline import Cutout, Options, StageCallback
-from .second_opinion import helper_loader
+from .second_opinion import helper_loader, view_loader
 
 Source = str | Path | bytes | Image.Image | np.ndarray
 _OPTION_NAMES = {f.name for f in fields(Options)}
@@ -179,7 +179,8 @@ class Remover:
             raise UsageError(f"this Remover holds {self.spec.name!r}, not {options.model!r}")
         session = self.session
         cutout = pipeline.cut_out(picture, session, self.spec, options, on_stage=on_stage,
-                                  helper=helper_loader(self._store))
+                                  helper=helper_loader(self._store),
+                                  views=view_loader(self._store))
         cutout.provider = getattr(session, "provider", "")
         cutout.warnings.extend(getattr(session, "warnings", []))
         return cutout

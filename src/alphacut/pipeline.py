@@ -24,11 +24,11 @@ from .imageio.decode import DEFAULT_MAX_PIXELS, Picture, decode, to_srgb
 from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, StraightRGBA
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
-from .matte.fuse import fuse_mattes
+from .matte.fuse import fuse_mattes, mean_log_odds
 from .matte.predict import Runner, predict_matte
 from .matte.upsample import to_unit_float, upsample_matte
 from .models.catalog import DEFAULT_MODEL, ModelSpec
-from .second_opinion import Helper, HelperLoader
+from .second_opinion import Helper, HelperLoader, ViewLoader
 
 Quality = Literal["fast", "best"]
 StageCallback = Callable[[str, float], None]
@@ -40,6 +40,8 @@ INFERENCE_MAX_SIDE = 4096
 SUBJECT_CROP_PASS = True
 #: best tier: fuse a second model's matte with the chosen model's (see second_opinion)
 SECOND_OPINION = True
+#: best tier: run the chosen model at a second input size too (see second_opinion.VIEWS)
+SECOND_VIEW = True
 #: above this many pixels the Cutout keeps the decontaminated colour only, not the original too
 RELEASE_ORIGINAL_PIXELS = 64_000_000
 #: up to this many pixels the RGBA output is built once and shared by the encoder and the
@@ -143,10 +145,13 @@ class Inferred:
 
 
 def cut_out(picture: Picture, session: Runner, spec: ModelSpec, options: Options, *,
-            on_stage: StageCallback = _noop, helper: HelperLoader | None = None) -> Cutout:
+            on_stage: StageCallback = _noop, helper: HelperLoader | None = None,
+            views: ViewLoader | None = None) -> Cutout:
     """Matte and foreground for a decoded picture (the inference and refinement stages).
-    ``helper`` finds the best tier's second-opinion model (default: the user's model store)."""
-    return finish(infer(picture, session, spec, options, on_stage=on_stage, helper=helper), on_stage=on_stage)
+    ``helper`` finds the best tier's second-opinion model and ``views`` its extra views of the
+    chosen model (default for both: the user's model store)."""
+    return finish(infer(picture, session, spec, options, on_stage=on_stage, helper=helper, views=views),
+                  on_stage=on_stage)
 
 
 def infer(
@@ -157,19 +162,23 @@ def infer(
     *,
     on_stage: StageCallback = _noop,
     helper: HelperLoader | None = None,
+    views: ViewLoader | None = None,
 ) -> Inferred:
-    """Every model pass a cutout needs: the whole picture (fused with the best tier's second
-    opinion) and, in the best tier, a crop around a small subject."""
+    """Every model pass a cutout needs: the whole picture (with the best tier's second view of
+    the chosen model and its second opinion) and, in the best tier, a crop around a small subject."""
     timings: dict[str, float] = {}
     warnings: list[str] = []
     if options.color == "srgb":
         picture = to_srgb(picture)
 
     second = _second_opinion(spec, helper, warnings) if options.quality == "best" and SECOND_OPINION else None
+    extra = _views(spec, views) if options.quality == "best" and SECOND_VIEW else []
 
     def run_models(rgb: np.ndarray) -> np.ndarray:
         small = plan_inference_image(rgb)
         coarse = predict_matte(session, small, spec)
+        if extra:  # one model's views are one opinion: their log-odds averaged
+            coarse = mean_log_odds([coarse] + [predict_matte(r, small, s) for r, s in extra])
         if second is not None:  # fused where the models are: at the chosen model's resolution
             coarse = fuse_mattes(coarse, predict_matte(second[0], small, second[1]))
         return coarse
@@ -250,6 +259,13 @@ def _second_opinion(spec: ModelSpec, helper: HelperLoader | None, warnings: list
     if why:
         warnings.append(why)
     return found
+
+
+def _views(spec: ModelSpec, views: ViewLoader | None) -> list[Helper]:
+    """The best tier's extra views of the chosen model (``second_opinion.VIEWS``)."""
+    from .second_opinion import VIEWS, view_loader
+
+    return (views or view_loader())(spec) if spec.name in VIEWS else []
 
 
 def _crop_gain(spec: ModelSpec, shape: tuple[int, ...], box: tuple[int, int, int, int]) -> float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["logit", "fuse_mattes"]
+__all__ = ["logit", "fuse_mattes", "mean_log_odds"]
 
 #: probabilities are clipped to [CLIP, 1 - CLIP] before the log-odds (|logit| <= 9.2)
 CLIP = 1e-4
@@ -39,6 +39,23 @@ def fuse_mattes(primary: np.ndarray, other: np.ndarray, weight: float = 1.0) -> 
     z = logit(primary)
     z += np.float32(weight) * logit(other)
     np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += np.float32(1)
+    return np.reciprocal(z, out=z)
+
+
+def mean_log_odds(mattes: list[np.ndarray]) -> np.ndarray:
+    """One model's views of the same image (e.g. two input sizes) as one opinion: the mean of
+    their log-odds, at the first matte's shape (the others resized bilinearly). A mean, not a
+    sum: the views are the same model, not independent evidence, so agreeing does not make it
+    surer — it only evens out what one view alone gets wrong."""
+    h, w = mattes[0].shape
+    z = logit(mattes[0])
+    for m in mattes[1:]:
+        if m.shape != (h, w):
+            m = cv2.resize(np.asarray(m, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        z += logit(m)
+    z *= np.float32(-1.0 / len(mattes))
     np.exp(z, out=z)
     z += np.float32(1)
     return np.reciprocal(z, out=z)

@@ -8,8 +8,9 @@ Layout under ``<home>/models/`` (home = ``ALPHACUT_HOME`` or the user cache dir)
     recorded.json          {name: {sha256, size, source}}: hashes of first downloads for models
                            whose upstream publishes none; later downloads must match them
     <stem>.fp32.onnx       float32 copies of float16 models, for CPU providers (models.variants)
-    derived.json           {name: {source_sha256, converter, size, mtime_ns}}: what each copy
-                           was built from, so a changed source or converter rebuilds it
+    <stem>.<size>.onnx     the CPU file declared for a size² input: the best tier's second view
+    derived.json           {name or name@size: {source, converter, size, mtime_ns}}: what each
+                           copy was built from, so a changed source or converter rebuilds it
     .staging/              downloads in progress (``*.part`` files are resumed)
     .locks/                one fcntl lock per model, so two processes never pull it together
 """
@@ -285,6 +286,42 @@ class ModelStore:
             self._update_state("derived.json", spec.name, {**want, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
         return dest
 
+    def view_file(self, name: str, size: int) -> Path | None:
+        """A copy of the file CPU providers run for ``name`` (``cpu_file`` or the installed
+        file), declared for a ``size``² input: the best tier's second view of the image
+        (``second_opinion.VIEWS``). Built on first use, rebuilt when its source changes; None
+        when it cannot be built."""
+        spec = get_spec(name)
+        source = self.cpu_file(name) or self._file(spec)
+        if not source.is_file():
+            return None
+        dest = self.dir / f"{Path(spec.filename).stem}.{int(size)}.onnx"
+        src = source.stat()
+        from .variants import CONVERTER_VERSION, resized_copy
+
+        key = f"{spec.name}@{int(size)}"
+        want = {"source_size": src.st_size, "source_mtime_ns": src.st_mtime_ns, "converter": CONVERTER_VERSION}
+
+        def current() -> bool:
+            state = self._read_state("derived.json").get(key) or {}
+            try:
+                st = dest.stat()
+            except FileNotFoundError:
+                return False
+            return (all(state.get(k) == v for k, v in want.items())
+                    and state.get("size") == st.st_size and state.get("mtime_ns") == st.st_mtime_ns)
+
+        with self._lock(key):
+            if not current():
+                try:
+                    resized_copy(source, dest, size)
+                except Exception as exc:  # noqa: BLE001 - the tier runs without the view
+                    _log.warning("could not build the %d px view of %s (%s)", size, spec.name, exc)
+                    return None
+                st = dest.stat()
+                self._update_state("derived.json", key, {**want, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        return dest
+
     # --- getting models -----------------------------------------------------------------
 
     def ensure(self, name: str, *, accept_license: bool = False,
@@ -389,6 +426,10 @@ class ModelStore:
             self._update_state("verified.json", spec.name, None)
             self._cpu_copy(spec).unlink(missing_ok=True)
             self._update_state("derived.json", spec.name, None)
+            stem = Path(spec.filename).stem
+            for view in self.dir.glob(f"{stem}.[0-9]*.onnx"):  # the best tier's second views
+                view.unlink(missing_ok=True)
+                self._update_state("derived.json", f"{spec.name}@{view.name[len(stem) + 1:-5]}", None)
             (self.dir / ".staging" / (spec.filename + ".part")).unlink(missing_ok=True)
         return p
 
