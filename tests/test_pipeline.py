@@ -212,7 +212,7 @@ def test_best_tier_averages_the_models_second_view_and_fast_never_runs_it() -> N
 
 def test_second_view_file_runs_isnet_at_768_and_agrees_with_1024(store) -> None:  # noqa: ANN001
     """The store's 768² copy of IS-Net is the same network: on a real photo its matte agrees
-    with the 1024² pass; removing the model removes the copy."""
+    with the 1024² pass."""
     import dataclasses
 
     from alphacut.matte.predict import predict_matte
