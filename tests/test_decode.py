@@ -75,6 +75,20 @@ def test_corrupt_body_is_a_clear_error() -> None:
         decode(bytes(data), name="bad.png")
 
 
+def test_png_with_a_valid_frame_but_broken_pixel_data_is_refused_not_black() -> None:
+    """Header, chunk CRCs and IEND all valid; the IDAT holds no zlib stream. Reading the PNG's
+    EXIF loads it and fails quietly; the pixels must still be refused, not come out black."""
+    ihdr = struct.pack(">IIBBBBB", 64, 48, 8, 2, 0, 0, 0)
+    idat = b"garbage-not-zlib" * 10
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    with pytest.raises(CorruptImageError, match="broken.png"):
+        decode(data, name="broken.png")
+
+
 def test_corpus_truncated_jpeg_and_corrupt_heic() -> None:
     with pytest.raises(TruncatedImageError):
         decode((CORPUS / "jpeg_odd/truncated_jpeg.jpg").read_bytes(), name="truncated_jpeg.jpg")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -61,7 +62,8 @@ def test_mixed_batch_with_bad_files_and_dying_workers(tmp_path: Path, monkeypatc
         expected[name] = ("done", None)
     (src / "mislabelled.png").write_bytes(jpg(50))  # JPEG bytes under a .png name: works
     (src / "also-mislabelled.webp").write_bytes(png(51))
-    (src / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(400))
+    # fixed bytes: some random tails read as a chunk longer than the file, i.e. "truncated"
+    (src / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + random.Random(0).randbytes(400))
     (src / "empty.png").write_bytes(b"")
     (src / "truncated.jpg").write_bytes(jpg(52)[:200])
     (src / "unknown.webp").write_bytes(b"this is not an image at all")

@@ -183,11 +183,18 @@ def _megapixels(pixels: int) -> str:
 
 
 def _from_pillow(img: Image.Image, data: bytes, fmt: str, name: str) -> Picture:
+    sixteen = fmt in ("png", "tiff") and _is_16bit(img, data, fmt)
+    if fmt != "heif" and not sixteen:
+        # Pixels first: reading a PNG's EXIF loads the image, and our EXIF reading forgives
+        # errors (EXIF is optional) — after a load that failed there, a second load() returns
+        # the half-filled (black) canvas without complaint, so a PNG with broken pixel data
+        # would come out as a black cutout instead of an error.
+        img.load()
     icc = img.info.get("icc_profile") or None
     exif = _exif_without_orientation(img)
     orientation = _orientation(img)
 
-    if fmt in ("png", "tiff") and _is_16bit(img, data, fmt):
+    if sixteen:
         safe = _png_for_cv2(data, name) if fmt == "png" else _tiff_checked_for_cv2(img, data, name)
         rgb, alpha = _decode_16bit_cv2(safe, name)
         rgb, alpha = _orient_arrays(rgb, alpha, orientation)
