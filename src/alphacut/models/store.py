@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -261,30 +261,8 @@ class ModelStore:
         from .variants import CONVERTER_VERSION, float32_copy
 
         want = {"source_sha256": sha, "converter": CONVERTER_VERSION}
-
-        def current() -> bool:
-            state = self._read_state("derived.json").get(spec.name) or {}
-            try:
-                st = dest.stat()
-            except FileNotFoundError:
-                return False
-            return (all(state.get(k) == v for k, v in want.items())
-                    and state.get("size") == st.st_size and state.get("mtime_ns") == st.st_mtime_ns)
-
-        if current():
-            return dest
-        with self._lock(spec.name + ".fp32"):
-            if current():
-                return dest
-            try:
-                float32_copy(source, dest)
-            except Exception as exc:  # noqa: BLE001 - the float16 original still runs, only slower
-                _log.warning("could not build the float32 CPU copy of %s (%s); running the float16 file",
-                             spec.name, exc)
-                return None
-            st = dest.stat()
-            self._update_state("derived.json", spec.name, {**want, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
-        return dest
+        return self._derived(spec.name, dest, want, lambda: float32_copy(source, dest),
+                             f"the float32 CPU copy of {spec.name}; running the float16 file")
 
     def view_file(self, name: str, size: int) -> Path | None:
         """A copy of the file CPU providers run for ``name`` (``cpu_file`` or the installed
@@ -299,8 +277,16 @@ class ModelStore:
         src = source.stat()
         from .variants import CONVERTER_VERSION, resized_copy
 
-        key = f"{spec.name}@{int(size)}"
         want = {"source_size": src.st_size, "source_mtime_ns": src.st_mtime_ns, "converter": CONVERTER_VERSION}
+        return self._derived(f"{spec.name}@{int(size)}", dest, want, lambda: resized_copy(source, dest, size),
+                             f"the {int(size)} px view of {spec.name}")
+
+    def _derived(self, key: str, dest: Path, want: dict[str, Any], build: Callable[[], None],
+                 what: str) -> Path | None:
+        """A file derived from an installed model (``cpu_file``, ``view_file``): ``dest`` when
+        ``derived.json`` says it was built from what ``want`` describes and it is unchanged on
+        disk; otherwise built once (under the store's lock) and recorded. None, with a logged
+        warning, when it cannot be built — the caller runs without it."""
 
         def current() -> bool:
             state = self._read_state("derived.json").get(key) or {}
@@ -311,15 +297,18 @@ class ModelStore:
             return (all(state.get(k) == v for k, v in want.items())
                     and state.get("size") == st.st_size and state.get("mtime_ns") == st.st_mtime_ns)
 
-        with self._lock(key):
-            if not current():
-                try:
-                    resized_copy(source, dest, size)
-                except Exception as exc:  # noqa: BLE001 - the tier runs without the view
-                    _log.warning("could not build the %d px view of %s (%s)", size, spec.name, exc)
-                    return None
-                st = dest.stat()
-                self._update_state("derived.json", key, {**want, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        if current():
+            return dest
+        with self._lock(key + ".derived"):  # not the model's own lock: pull may hold that
+            if current():
+                return dest
+            try:
+                build()
+            except Exception as exc:  # noqa: BLE001 - the original still runs, only without this copy
+                _log.warning("could not build %s (%s)", what, exc)
+                return None
+            st = dest.stat()
+            self._update_state("derived.json", key, {**want, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
         return dest
 
     # --- getting models -----------------------------------------------------------------
