@@ -153,7 +153,8 @@ class _Worker:
             self.send(("stage", jid, stage, fraction))
 
         # only the model passes here: the full-resolution work runs on the encoding thread
-        # (``encode``), beside the next image's inference, so both cores stay busy
+        # (``encode``), beside the next image's inference — on a GPU while the device infers;
+        # on 2 CPU cores it measured even (docs/speed.md, "Batches")
         task["inferred"] = pipeline.infer(task.pop("picture"), self.session, self.spec, task["options"],
                                           on_stage=on_stage)
         return task
