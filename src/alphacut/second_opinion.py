@@ -52,14 +52,10 @@ def helper_loader(store: Any = None) -> HelperLoader:
         from .models.store import ModelStore
 
         st = store or ModelStore()
-        key = (str(st.home), name)
-        with _lock:
-            session = _sessions.get(key)
-            if session is None:
-                try:
-                    session = _sessions[key] = open_session(st, name)
-                except AlphacutError as exc:
-                    return None, f"best quality ran without its second opinion ({name}): {exc}"
+        try:
+            session = _shared_session(st, name, lambda: open_session(st, name))
+        except AlphacutError as exc:
+            return None, f"best quality ran without its second opinion ({name}): {exc}"
         return (session, get_spec(name)), None
 
     return load
@@ -71,27 +67,35 @@ def view_loader(store: Any = None) -> ViewLoader:
     be built is left out: the tier then runs with the views it has."""
 
     def load(spec: ModelSpec) -> list[Helper]:
-        sizes = VIEWS.get(spec.name, ())
-        if not sizes:
-            return []
         from .models.session import ModelSession
         from .models.store import ModelStore
 
         st = store or ModelStore()
         found: list[Helper] = []
-        for size in sizes:
-            key = (str(st.home), f"{spec.name}@{size}")
-            with _lock:
-                session = _sessions.get(key)
-                if session is None:
-                    path = st.view_file(spec.name, size)
-                    if path is None:
-                        continue
-                    try:
-                        session = _sessions[key] = ModelSession(path)
-                    except AlphacutError:
-                        continue
-            found.append((session, dataclasses.replace(spec, input_size=size)))
+        for size in VIEWS.get(spec.name, ()):
+            def open_view(size: int = size) -> Any:
+                path = st.view_file(spec.name, size)
+                return None if path is None else ModelSession(path)
+
+            try:
+                session = _shared_session(st, f"{spec.name}@{size}", open_view)
+            except AlphacutError:
+                continue
+            if session is not None:
+                found.append((session, dataclasses.replace(spec, input_size=size)))
         return found
 
     return load
+
+
+def _shared_session(store: Any, key: str, open_session: Callable[[], Any]) -> Any:
+    """The session for ``key`` in ``store``, opened once per process (under a lock) and shared;
+    ``open_session`` may return None (nothing to open: not cached, asked again next time)."""
+    cache_key = (str(store.home), key)
+    with _lock:
+        session = _sessions.get(cache_key)
+        if session is None:
+            session = open_session()
+            if session is not None:
+                _sessions[cache_key] = session
+        return session

@@ -33,15 +33,7 @@ def logit(m: np.ndarray) -> np.ndarray:
 def fuse_mattes(primary: np.ndarray, other: np.ndarray, weight: float = 1.0) -> np.ndarray:
     """``sigmoid(logit(primary) + weight · logit(other))`` at ``primary``'s shape; ``other``
     (any resolution, the same framing) is resized bilinearly. float32 (h, w) in 0..1."""
-    h, w = primary.shape
-    if other.shape != (h, w):
-        other = cv2.resize(np.asarray(other, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    z = logit(primary)
-    z += np.float32(weight) * logit(other)
-    np.negative(z, out=z)
-    np.exp(z, out=z)
-    z += np.float32(1)
-    return np.reciprocal(z, out=z)
+    return _sigmoid_of_log_odds([primary, other], [1.0, weight])
 
 
 def mean_log_odds(mattes: list[np.ndarray]) -> np.ndarray:
@@ -49,13 +41,19 @@ def mean_log_odds(mattes: list[np.ndarray]) -> np.ndarray:
     their log-odds, at the first matte's shape (the others resized bilinearly). A mean, not a
     sum: the views are the same model, not independent evidence, so agreeing does not make it
     surer — it only evens out what one view alone gets wrong."""
+    return _sigmoid_of_log_odds(mattes, [1.0 / len(mattes)] * len(mattes))
+
+
+def _sigmoid_of_log_odds(mattes: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    """``sigmoid(Σ weight · logit(matte))`` at the first matte's shape, the others resized
+    bilinearly (they frame the same picture, possibly at another model's resolution)."""
     h, w = mattes[0].shape
-    z = logit(mattes[0])
-    for m in mattes[1:]:
+    z = np.zeros((h, w), np.float32)
+    for m, weight in zip(mattes, weights):
         if m.shape != (h, w):
             m = cv2.resize(np.asarray(m, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-        z += logit(m)
-    z *= np.float32(-1.0 / len(mattes))
+        z += np.float32(weight) * logit(m)
+    np.negative(z, out=z)
     np.exp(z, out=z)
     z += np.float32(1)
     return np.reciprocal(z, out=z)
