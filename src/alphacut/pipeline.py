@@ -24,7 +24,8 @@ from .imageio.decode import DEFAULT_MAX_PIXELS, Picture, decode, to_srgb
 from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, StraightRGBA
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
-from .matte.fuse import fuse_mattes, mean_log_odds
+from .matte.decide import decide_mattes
+from .matte.fuse import mean_log_odds
 from .matte.predict import Runner, predict_matte
 from .matte.upsample import to_unit_float, upsample_matte
 from .models.catalog import DEFAULT_MODEL, ModelSpec
@@ -38,7 +39,8 @@ StageCallback = Callable[[str, float], None]
 INFERENCE_MAX_SIDE = 4096
 #: best tier: run the model again on a crop around a small subject (see matte.refine)
 SUBJECT_CROP_PASS = True
-#: best tier: fuse a second model's matte with the chosen model's (see second_opinion)
+#: both tiers: weigh a second model's matte against the chosen model's (see second_opinion
+#: and matte.decide)
 SECOND_OPINION = True
 #: best tier: run the chosen model at a second input size too (see second_opinion.VIEWS)
 SECOND_VIEW = True
@@ -164,14 +166,15 @@ def infer(
     helper: HelperLoader | None = None,
     views: ViewLoader | None = None,
 ) -> Inferred:
-    """Every model pass a cutout needs: the whole picture (with the best tier's second view of
-    the chosen model and its second opinion) and, in the best tier, a crop around a small subject."""
+    """Every model pass a cutout needs: the whole picture with the chosen model and its second
+    opinion (plus, in the best tier, the chosen model's second view) and, in the best tier, a
+    crop around a small subject."""
     timings: dict[str, float] = {}
     warnings: list[str] = []
     if options.color == "srgb":
         picture = to_srgb(picture)
 
-    second = _second_opinion(spec, helper, warnings) if options.quality == "best" and SECOND_OPINION else None
+    second = _second_opinion(spec, helper, warnings) if SECOND_OPINION else None
     extra = _views(spec, views) if options.quality == "best" and SECOND_VIEW else []
 
     def run_models(rgb: np.ndarray) -> np.ndarray:
@@ -179,8 +182,8 @@ def infer(
         coarse = predict_matte(session, small, spec)
         if extra:  # one model's views are one opinion: their log-odds averaged
             coarse = mean_log_odds([coarse] + [predict_matte(r, small, s) for r, s in extra])
-        if second is not None:  # fused where the models are: at the chosen model's resolution
-            coarse = fuse_mattes(coarse, predict_matte(second[0], small, second[1]))
+        if second is not None:  # decided where the models are: at the chosen model's resolution
+            coarse = decide_mattes(coarse, predict_matte(second[0], small, second[1]))
         return coarse
 
     on_stage("inferring", 0.0)

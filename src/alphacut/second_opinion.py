@@ -1,10 +1,11 @@
-"""The best tier's second opinion: a different model's matte, fused with the chosen one's.
+"""The second opinion: a different model's matte, weighed against the chosen one's.
 
-Only where it was measured to pay (see ``matte/fuse.py`` and docs/quality.md): IS-Net's
-best tier asks U²-Netp (4.5 MB, one pass at 320² costs a fraction of IS-Net's). The helper
-comes from the same model store as the chosen model and is pulled like any model when
-missing; when it cannot be had (offline, not installed) the best tier runs without it and
-says so in the cutout's warnings.
+IS-Net misses whole parts of some subjects (a dog's body left as a faint ghost) and U²-Netp
+(4.5 MB, one pass at 320² costs a small fraction of IS-Net's) often sees them, so both tiers
+ask it, and ``matte.decide`` decides each region where the two disagree (docs/quality.md). The
+helper comes from the same model store as the chosen model, but only when it is installed
+(``scripts/setup.sh`` pulls it): nothing is fetched behind the user's back. Without it the
+cutout runs on the chosen model alone and says so in its warnings.
 
 Also here: the best tier's second *view* (``VIEWS``): the chosen model run again at a smaller
 input size, its log-odds averaged with the first pass's (``matte.fuse.mean_log_odds``) before
@@ -24,7 +25,7 @@ from .models.catalog import ModelSpec, get_spec
 
 __all__ = ["HELPERS", "VIEWS", "Helper", "HelperLoader", "ViewLoader", "helper_loader", "view_loader"]
 
-#: chosen model -> the model asked for a second opinion in the best tier
+#: chosen model -> the model asked for a second opinion (both tiers)
 HELPERS: dict[str, str] = {"isnet": "u2netp"}
 
 #: chosen model -> the other input sizes it also runs at in the best tier (square models)
@@ -41,8 +42,9 @@ _lock = threading.Lock()
 
 
 def helper_loader(store: Any = None) -> HelperLoader:
-    """A loader that finds helpers in ``store`` (default: the user's model store); sessions
-    are loaded once per process and shared."""
+    """A loader that finds helpers in ``store`` (default: the user's model store), installed
+    ones only (a missing helper is a warning, never a download); sessions are loaded once per
+    process and shared."""
 
     def load(model: str) -> tuple[Helper | None, str | None]:
         name = HELPERS.get(model)
@@ -52,10 +54,15 @@ def helper_loader(store: Any = None) -> HelperLoader:
         from .models.store import ModelStore
 
         st = store or ModelStore()
+        info = st.info(name)
+        if not info.installed or info.verified == "mismatch":
+            state = "not installed" if not info.installed else "damaged"
+            return None, (f"ran on {model} alone, without its second opinion: {name} is {state}"
+                          f" (`alphacut models pull {name}` adds it)")
         try:
             session = _shared_session(st, name, lambda: open_session(st, name))
         except AlphacutError as exc:
-            return None, f"best quality ran without its second opinion ({name}): {exc}"
+            return None, f"ran on {model} alone, without its second opinion ({name}): {exc}"
         return (session, get_spec(name)), None
 
     return load
