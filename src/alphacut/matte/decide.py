@@ -14,8 +14,9 @@ So the decision is made per *region*:
    alpha outside 0.1..0.9) its value is kept, so a sure interior never turns grey.
 2. Every larger connected region where one model says foreground and the other background is
    decided as a whole, from two kinds of evidence:
-   - the models' own confidence: the mean of the summed log-odds over the region (a ghost at
-     0.05 is a weak "no"; a background at 1e-4 is a strong one);
+   - the models' own confidence: the mean over the region of their summed log-odds, each
+     clipped to ``VOTE_CLIP`` (a ghost at 0.05 is a weak "no", a background at 0.01 a sure one;
+     a sure "yes" against a sure "no" is a tie);
    - connectivity to the subject: the share of the region's outline that touches what both
      models call foreground, against what both call background (a part attached to the
      subject is more likely the subject; an island of one model's is more likely its mistake).
@@ -41,6 +42,10 @@ __all__ = ["decide_mattes"]
 KEEP_LOGIT = 2.2
 #: disagreements narrower than this share of the long side are edge slivers, not regions
 SLIVER_FRACTION = 0.01
+#: each model's vote on a region is its log-odds clipped to this (alpha 0.018..0.982): models'
+#: extremes are not calibrated — 1e-4 is no surer than 1e-2 — so a sure "yes" against a sure
+#: "no" is a tie that the rest of the evidence breaks
+VOTE_CLIP = 4.0
 #: weight of the connectivity vote, in log-odds: +1 for a region wholly bordered by the agreed
 #: subject, -1 for one wholly bordered by the agreed background
 ADJACENCY_WEIGHT = 1.0
@@ -54,8 +59,7 @@ def decide_mattes(primary: np.ndarray, other: np.ndarray) -> np.ndarray:
     if other.shape != (h, w):
         other = cv2.resize(np.asarray(other, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     za, zb = logit(primary), logit(other)
-    votes = za + zb
-    fused = _sigmoid(votes)
+    fused = _sigmoid(za + zb)
     sure = np.abs(za) > KEEP_LOGIT
     fused[sure] = primary[sure]
 
@@ -70,6 +74,7 @@ def decide_mattes(primary: np.ndarray, other: np.ndarray) -> np.ndarray:
     regions = regions[regions > 0]
     flat = labels.ravel()
     area = np.bincount(flat, minlength=n).astype(np.float64)
+    votes = np.clip(za, -VOTE_CLIP, VOTE_CLIP) + np.clip(zb, -VOTE_CLIP, VOTE_CLIP)
     model_vote = np.bincount(flat, votes.ravel(), minlength=n) / np.maximum(area, 1.0)
     agreed_fg = (fa & fb).view(np.uint8)
     agreed_bg = (~fa & ~fb).view(np.uint8)

@@ -1,0 +1,75 @@
+"""matte.decide: where two models disagree, each region is decided, not averaged into grey."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from alphacut.matte.decide import decide_mattes
+from alphacut.matte.fuse import fuse_mattes
+
+SURE_FG, SURE_BG, GHOST = np.float32(0.999), np.float32(1e-4), np.float32(0.05)
+
+
+def _disc(size: int, centre: tuple[int, int], radius: int) -> np.ndarray:
+    m = np.zeros((size, size), np.uint8)
+    cv2.circle(m, centre, radius, 1, -1)
+    return m > 0
+
+
+def test_a_confident_interior_stays_opaque_where_the_other_model_punched_a_hole() -> None:
+    """The teddy's scarf: the primary is sure of the whole subject, the helper misses a patch
+    inside it. Adding log-odds leaves a grey hole there; deciding keeps the subject whole."""
+    body = _disc(256, (128, 128), 90)
+    scarf = _disc(256, (128, 150), 30)
+    primary = np.where(body, SURE_FG, SURE_BG)
+    helper = np.where(body & ~scarf, SURE_FG, SURE_BG)
+    assert fuse_mattes(primary, helper)[150, 128] < 0.5  # what adding log-odds did: a hole
+    out = decide_mattes(primary, helper)
+    assert out[body].min() >= 0.99
+    assert out[~body].max() <= 0.01
+
+
+def test_a_ghost_body_part_attached_to_the_subject_is_decided_opaque() -> None:
+    """The dog: the primary keeps the head and leaves the body as a faint ghost (0.05) that the
+    helper is sure of. The body is attached to the agreed head: it becomes opaque, not 0.05."""
+    head = _disc(256, (128, 60), 40)
+    body = _disc(256, (128, 160), 70) & ~head
+    primary = np.where(head, SURE_FG, np.where(body, GHOST, SURE_BG))
+    helper = np.where(head | body, SURE_FG, SURE_BG)
+    out = decide_mattes(primary, helper)
+    assert out[body].mean() > 0.95 and out[head].min() > 0.99
+    assert out[~(head | body)].max() <= 0.01
+
+
+def test_an_island_only_the_helper_sees_against_a_sure_background_stays_background() -> None:
+    """The reflection in a lake: the helper adds a detached region the primary is sure is
+    background (1e-4, a stronger 'no' than the helper's 'yes'): it stays out."""
+    subject = _disc(256, (80, 80), 40)
+    island = _disc(256, (190, 190), 40)
+    primary = np.where(subject, SURE_FG, SURE_BG)
+    helper = np.where(subject | island, np.float32(0.98), SURE_BG)
+    out = decide_mattes(primary, helper)
+    assert out[island].max() <= 0.01 and out[subject].min() > 0.99
+
+
+def test_edge_slivers_follow_the_primary_and_soft_values_survive() -> None:
+    """A helper at a coarser resolution draws the edge a few pixels off: that sliver is not a
+    region to decide; where the primary is confident its value stands, and a soft band the
+    primary is unsure about stays soft (log-odds with the helper's opinion)."""
+    primary = np.where(_disc(256, (128, 128), 80), SURE_FG, SURE_BG)
+    helper = np.where(_disc(256, (130, 128), 80), SURE_FG, SURE_BG)  # shifted 2 px
+    out = decide_mattes(primary, helper)
+    np.testing.assert_array_equal(out, primary)
+    soft = primary.copy()
+    soft[120:136, :] = np.float32(0.5)  # a semi-transparent band the primary is unsure of
+    both = decide_mattes(soft, np.full_like(soft, np.float32(0.5)))
+    assert np.allclose(both[120:136, 60:200], 0.5, atol=1e-3)
+
+
+def test_the_helper_may_be_at_another_resolution() -> None:
+    primary = np.where(_disc(256, (128, 128), 80), SURE_FG, SURE_BG)
+    helper = cv2.resize(primary, (80, 80), interpolation=cv2.INTER_AREA)
+    out = decide_mattes(primary, helper)
+    assert out.shape == primary.shape and out.dtype == np.float32
+    assert out[128, 128] > 0.99 and out[5, 5] < 0.01
