@@ -554,14 +554,15 @@ def gross_main(args: argparse.Namespace, store: Any) -> int:
             rows[key], kept = run_set(items, who, keep=bool(args.panels) and key in ("sod", "sodx"))
             if kept:
                 panel_sets[key] = (items, rows[key], kept)
-            title = SET_TITLES[key] + (f" (every {args.davis_step}th frame)" if key == "davis" else "")
+            title = SET_TITLES[key] + (f", every {args.davis_step}th frame" if key == "davis" else "")
             lines += G.set_table(title, rows[key]) + G.worst_lists(title, rows[key])
         best = best_tier(tiers)
-        lines += ["### best vs fast, per image", ""]
-        for key in ("am", "sod"):
-            if key in rows and "fast" in tiers and best:
+        judged = [k for k in ("am", "sod") if k in rows and "fast" in tiers and best]
+        if judged:
+            lines += ["### best vs fast, per image", ""]
+            for key in judged:
                 lines += G.failure_lines(SET_TITLES[key], rows[key]["alphacut fast"], rows[key][f"alphacut {best}"])
-        lines.append("")
+            lines.append("")
         dog = run_dog(who) if "dog" in keys else None
         if dog is not None:
             lines += dog_lines(dog[0])
