@@ -178,7 +178,8 @@ def cached(session: Any, spec: Any) -> Any:
     """``session`` answering from the bench's raw-output cache (``raw_cache.CachedRunner``)."""
     from raw_cache import CachedRunner
 
-    return CachedRunner(session, getattr(session, "loaded_path", session.path), keep=spec.output_index + 1)
+    # keyed by the installed model file (the CPU's float32 copy is built from it, deterministically)
+    return CachedRunner(session, session.path, keep=spec.output_index + 1)
 
 
 class CachedAlphacut:
