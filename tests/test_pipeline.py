@@ -153,13 +153,13 @@ class _ConstRunner:
 
 
 def test_both_tiers_weigh_the_second_opinion_and_say_when_it_is_missing() -> None:
-    """IS-Net asks U2-Netp in both tiers: where IS-Net is unsure (0.5) the helper decides; when
+    """IS-Net asks U2-Netp in both tiers: where IS-Net is unsure (0.45) the helper decides; when
     the helper cannot be had the tier runs alone and says so."""
     from alphacut.pipeline import cut_out
     from alphacut.api import picture_from
 
     picture = picture_from(subject_image(160, 120))
-    main = _ConstRunner(np.full((1024, 1024), 0.5, np.float32))
+    main = _ConstRunner(np.full((1024, 1024), 0.45, np.float32))
     left = np.zeros((320, 320), np.float32)
     left[:, :160] = 1.0
     helper = _ConstRunner(left)
@@ -182,11 +182,15 @@ def test_both_tiers_weigh_the_second_opinion_and_say_when_it_is_missing() -> Non
     assert 0.4 < alone.matte[60, 10] < 0.6 and 0.4 < alone.matte[60, 150] < 0.6
 
 
-def test_best_tier_averages_the_models_second_view_and_fast_never_runs_it() -> None:
-    """IS-Net's best tier also runs IS-Net at 768²: the two views' log-odds are averaged (one
-    opinion), so a view that is sure of the left half pulls an unsure first pass its way."""
+def test_best_tier_averages_the_models_second_view_and_fast_never_runs_it(monkeypatch) -> None:  # noqa: ANN001
+    """A model assigned a second view (none is today: ``second_opinion.VIEWS``) runs it in the
+    best tier: the two views' log-odds are averaged (one opinion), so a view that is sure of
+    the left half pulls an unsure first pass its way."""
     import dataclasses
 
+    from alphacut import second_opinion
+
+    monkeypatch.setitem(second_opinion.VIEWS, "isnet", (768,))
     from alphacut.api import picture_from
     from alphacut.pipeline import cut_out
 

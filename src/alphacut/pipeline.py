@@ -42,7 +42,8 @@ SUBJECT_CROP_PASS = True
 #: both tiers: weigh a second model's matte against the chosen model's (see second_opinion
 #: and matte.decide)
 SECOND_OPINION = True
-#: best tier: run the chosen model at a second input size too (see second_opinion.VIEWS)
+#: best tier: run the chosen model at its other input sizes too, where any are assigned
+#: (second_opinion.VIEWS: none today)
 SECOND_VIEW = True
 #: above this many pixels the Cutout keeps the decontaminated colour only, not the original too
 RELEASE_ORIGINAL_PIXELS = 64_000_000

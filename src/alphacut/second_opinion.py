@@ -7,10 +7,14 @@ helper comes from the same model store as the chosen model, but only when it is 
 (``scripts/setup.sh`` pulls it): nothing is fetched behind the user's back. Without it the
 cutout runs on the chosen model alone and says so in its warnings.
 
-Also here: the best tier's second *view* (``VIEWS``): the chosen model run again at a smaller
+Also here: the best tier's extra *views* (``VIEWS``): the chosen model run again at another
 input size, its log-odds averaged with the first pass's (``matte.fuse.mean_log_odds``) before
-the helper is asked. IS-Net at 1024² + 768², alphamatting-dev, with U²-Netp's opinion: SAD
-52.33 -> 49.08, DAVIS (20 frames) 0.809 -> 0.819; a 0.56x pass (docs/quality.md).
+the helper is asked. None is assigned today. IS-Net at 768² besides 1024² paid while the
+helper's opinion was added in log-odds (alphamatting-dev SAD 52.33 -> 49.08), but with the
+decided fusion it costs: the smaller view sees less of a subject's thin or faint parts, the
+average weakens what the 1024² pass was sure of, and more regions are decided against the
+subject (sod-dev objects, coarse mattes: mean IoU 0.750 -> 0.739, gross failures 40 -> 46;
+alphamatting-dev SAD 45.5 -> 47.4). docs/quality.md.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ __all__ = ["HELPERS", "VIEWS", "Helper", "HelperLoader", "ViewLoader", "helper_l
 HELPERS: dict[str, str] = {"isnet": "u2netp"}
 
 #: chosen model -> the other input sizes it also runs at in the best tier (square models)
-VIEWS: dict[str, tuple[int, ...]] = {"isnet": (768,)}
+VIEWS: dict[str, tuple[int, ...]] = {}
 
 Helper = tuple[Runner, ModelSpec]
 #: given the chosen model's name: the helper session and spec, or None (with a reason)
