@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from alphacut.jobs.batch import Reporter, assign_outputs, collect_inputs, read_manifest, run_batch, safe_member_name
+from alphacut.inputs import distinct_outputs, expand, mirror, safe_member_name
+from alphacut.jobs.batch import Reporter, read_manifest, run_batch
 from alphacut.jobs.worker import FAULT_ENV
 from alphacut.pipeline import Options
 from conftest import encode_image, subject_image
@@ -99,9 +100,9 @@ def test_names_mirror_inputs_without_collisions(tmp_path: Path) -> None:
     outside = tmp_path / "secret.png"
     outside.write_bytes(png(3))
     (tmp_path / "a" / "link.png").symlink_to(outside)
-    items = collect_inputs([str(tmp_path / "a")])
-    assign_outputs(items, ".png")
-    names = {Path(i.name).name: i.output_rel for i in items}
+    items = expand([str(tmp_path / "a")])
+    outputs = distinct_outputs(items, mirror(".png"))
+    names = {Path(i.name).name: outputs[i.source_id] for i in items}
     assert names == {"link.png": "link.png", "P.webp": "x/P.png", "p.jpg": "x/p-2.png", "p.png": "x/p-3.png"}
     link = [i for i in items if i.name.endswith("link.png")][0]
     assert link.problem and link.problem[0] == "unsafe-path"

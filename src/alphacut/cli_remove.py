@@ -9,16 +9,17 @@ import argparse
 import json
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import ImageColor
 
-from .errors import AlphacutError, InputError, UsageError
+from .errors import AlphacutError, InputNotFoundError, UsageError
 from .fsutil import atomic_write, same_file
 from .imageio.encode import EXTENSIONS, OUTPUT_FORMATS
-from .imageio.sniff import SNIFF_BYTES, sniff
+from .inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
 from .models.catalog import CATALOG, DEFAULT_MODEL
 from .pipeline import Options
 
@@ -27,10 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "remove",
         help="cut the background out of images",
-        description="Cut the background out of images. INPUT is a file, a folder or - (stdin).",
+        description="Cut the background out of images. INPUT is a file, a folder (recursive), a quoted "
+                    "glob (\"shots/*.jpg\", ** recurses), a ZIP, or - (stdin).",
+        epilog="Output names: NAME.cutout.png beside each input, or under -o FOLDER the input's relative "
+               "path (shots/a/b.jpg -> FOLDER/a/b.png). Two inputs never share an output: when an earlier "
+               "input already has a name (compared case-insensitively), or the name is an input, the later "
+               "one gets NAME-2 (then -3, ...): a.jpg a.png -> a.cutout.png, a-2.cutout.png. "
+               "Symbolic links found in a folder or by a glob that lead outside it are not read.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT")
-    p.add_argument("-o", "--output", help="output file, folder, or - (stdout); default: beside each input")
+    p.add_argument("-o", "--output", help="output file, folder, or - (stdout); default: NAME.cutout.png beside each input")
     p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(CATALOG), help="default: %(default)s")
     p.add_argument("--quality", default="fast", choices=["fast", "best"],
                    help="fast: one model pass; best: adds alpha matting in the edge band")
@@ -118,11 +125,14 @@ def options_from_args(args: argparse.Namespace, fmt: str) -> Options:
 
 @dataclass
 class Task:
-    """One input and where its output goes."""
+    """One expanded input and where its output goes."""
 
-    source: Path | None  # None: stdin
+    item: Item
     output: Path | None  # None: stdout
-    name: str
+
+    @property
+    def name(self) -> str:
+        return self.item.name
 
 
 def _format_for(args: argparse.Namespace) -> str:
@@ -136,54 +146,35 @@ def _format_for(args: argparse.Namespace) -> str:
     return "png"
 
 
-def _images_in(folder: Path) -> list[Path]:
-    """Every file under ``folder`` whose first bytes are a supported image, sorted."""
-    found = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        try:
-            with open(path, "rb") as fh:
-                sniff(fh.read(SNIFF_BYTES), name=path)
-        except (AlphacutError, OSError):
-            continue
-        found.append(path)
-    return found
-
-
 def plan_tasks(args: argparse.Namespace, fmt: str) -> list[Task]:
-    """Expand folders and decide every output path; refuse to write over an input."""
-    ext = EXTENSIONS[fmt]
-    out = args.output
-    sources: list[tuple[Path | None, str | None]] = []  # (path, relative name inside a folder)
-    for item in args.inputs:
-        if item == "-":
-            sources.append((None, None))
-            continue
-        path = Path(item)
-        if path.is_dir():
-            for img in _images_in(path):
-                sources.append((img, str(img.relative_to(path))))
-        else:
-            sources.append((path, None))
-    many = len(sources) > 1 or any(rel is not None for _, rel in sources)
-    if out == "-" and many:
+    """Expand the inputs (`inputs.expand`: the rules every entry point shares) and decide every
+    output path; two inputs never share one, and none is an input."""
+    items = expand(args.inputs)
+    many = len(items) > 1 or any(i.found for i in items)
+    if args.output == "-" and many:
         raise UsageError("-o - (stdout) takes exactly one input")
-    tasks: list[Task] = []
-    for src, rel in sources:
-        name = str(src) if src else "<stdin>"
-        if out == "-" or (src is None and out is None):
-            tasks.append(Task(src, None, name))
-            continue
-        if out is None:
-            target = src.with_name(f"{src.stem}.cutout{ext}")  # type: ignore[union-attr]
-        elif many or Path(out).is_dir():
-            base = Path(rel).with_suffix(ext) if rel else Path(f"{src.stem if src else 'stdin'}{ext}")
-            target = Path(out) / base
-        else:
-            target = Path(out)
-        if src is not None and same_file(src, target):
-            raise UsageError(f"the output would overwrite the input {src}; choose another -o")
-        tasks.append(Task(src, target, name))
+    outputs = _outputs(items, args.output, EXTENSIONS[fmt], many)
+    tasks = [Task(item, outputs.get(item.source_id)) for item in items]
+    for task in tasks:
+        if task.item.path is not None and task.output is not None and same_file(task.item.path, task.output):
+            raise UsageError(f"the output would overwrite the input {task.item.path}; choose another -o")
     return tasks
+
+
+def _outputs(items: list[Item], out: str | None, ext: str, many: bool) -> dict[str, Path]:
+    """source id → output path; an item left out goes to stdout (``-o -``, or stdin without -o)."""
+    if out == "-":
+        return {}
+    if out is None:
+        members = [i for i in items if i.archive is not None]
+        if members:
+            raise UsageError(f"{members[0].archive}: a ZIP's images need -o (a folder, or OUT.zip)")
+        files = [i for i in items if not i.is_stdin]
+        return {sid: Path(n) for sid, n in distinct_outputs(files, beside(ext), on_disk=Path(".")).items()}
+    if many or Path(out).is_dir():
+        root = Path(out)
+        return {sid: root / n for sid, n in distinct_outputs(items, mirror(ext), on_disk=root).items()}
+    return {items[0].source_id: Path(out)} if items else {}
 
 
 def _is_batch(args: argparse.Namespace) -> bool:
@@ -195,7 +186,7 @@ def _is_batch(args: argparse.Namespace) -> bool:
     if len(args.inputs) > 1:
         return True
     item = Path(args.inputs[0])
-    return item.is_dir() or item.suffix.lower() == ".zip" or (not item.exists() and any(c in args.inputs[0] for c in "*?["))
+    return item.is_dir() or item.suffix.lower() == ".zip" or looks_like_glob(args.inputs[0])
 
 
 def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -235,29 +226,43 @@ def _run_beside(args: argparse.Namespace, options: Options) -> int:
 
     try:
         tasks = plan_tasks(args, options.format)
+        if not tasks:
+            raise UsageError("no images found in the given inputs")
     except AlphacutError as err:
         return _fail(err)
     failed = 0
     try:
         with JobEngine(args.model, **engine_kwargs(args)) as engine:
-            jobs = [engine.submit(t.source, name=t.name, options=options, output=t.output) for t in tasks]  # type: ignore[arg-type]
-            for job in jobs:
-                job = engine.wait(job.id)
-                rec = {"input": job.name, "status": job.stage.value, "output": job.output_path if job.ok else None,
-                       "code": job.error_code, "reason": job.reason}
+            jobs = [None if t.item.problem else
+                    engine.submit(t.item.path, name=t.name, options=options, output=t.output)  # type: ignore[arg-type]
+                    for t in tasks]
+            for task, job in zip(tasks, jobs):
+                rec = _problem_record(task.item) if job is None else _job_record(engine.wait(job.id))
                 if args.json:
                     print(json.dumps(rec), flush=True)
-                elif job.ok:
-                    print(f"{job.name} → {job.output_path}", file=sys.stderr)
+                elif rec["status"] == "done":
+                    print(f"{rec['input']} → {rec['output']}", file=sys.stderr)
                 else:
-                    print(f"alphacut: error: {job.reason}", file=sys.stderr)
-                failed += not job.ok
+                    print(f"alphacut: error: {rec['reason']}", file=sys.stderr)
+                failed += rec["status"] != "done"
     except KeyboardInterrupt:
         print("alphacut: stopped", file=sys.stderr)
         return 130
     if failed:
         print(f"alphacut: {failed} of {len(tasks)} files failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _job_record(job: Any) -> dict[str, Any]:
+    return {"input": job.name, "status": job.stage.value, "output": job.output_path if job.ok else None,
+            "code": job.error_code, "reason": job.reason}
+
+
+def _problem_record(item: Item) -> dict[str, Any]:
+    """An input refused before reading (a link out of its folder, a missing file), reported as
+    the batch path reports it."""
+    err = item.error()
+    return {"input": item.name, "status": "failed", "output": None, "code": err.code, "reason": str(err)}
 
 
 def _fail(err: AlphacutError) -> int:
@@ -314,13 +319,18 @@ def run(args: argparse.Namespace) -> int:
 def _process(remover: Any, task: Task, options: Options) -> Path | None:
     from .api import Result, picture_from
 
-    if task.source is None:
-        data = sys.stdin.buffer.read()
-        picture = picture_from(data, name="<stdin>", options=options)
+    item = task.item
+    if item.problem is not None:
+        raise item.error()
+    if item.is_stdin:
+        picture = picture_from(sys.stdin.buffer.read(), name=item.name, options=options)
+    elif item.archive is not None:
+        with zipfile.ZipFile(item.archive) as zf:
+            picture = picture_from(zf.read(item.member), name=item.name, options=options)  # type: ignore[arg-type]
     else:
-        if not task.source.exists():
-            raise InputError("no such file", path=task.source)
-        picture = picture_from(task.source, options=options)
+        if item.path is None or not item.path.exists():
+            raise InputNotFoundError("no such file", path=item.name)
+        picture = picture_from(item.path, options=options)
     result = Result(remover.process(picture, options))
     del picture  # the cutout holds what it needs; a 200 MP original is 600 MB
     data = result.encode()

@@ -65,6 +65,12 @@ class ImageTooLargeError(InputError):
     code = "too-large"
 
 
+class UnsafePathError(InputError):
+    """A symbolic link out of its folder, or a ZIP member named outside its archive: never read."""
+
+    code = "unsafe-path"
+
+
 # --- models -----------------------------------------------------------------------------
 
 

@@ -1,10 +1,10 @@
 """Batches: folders, globs, lists and ZIPs in; a folder or a ZIP out; a manifest; resume.
 
-- Output names mirror the inputs' relative paths (``shots/a/b.jpg`` → ``OUT/a/b.png``); two
-  inputs that would land on one name get distinct names (``b-2.png``), decided in input order.
-- ZIP member names and symlinks can never write outside the output: a member named with ``..``,
-  an absolute path, or a link, and a symlink that points out of its folder, fail as
-  ``unsafe-path`` and are never read.
+- Inputs are expanded, and output names decided, by ``alphacut.inputs`` (the rules every entry
+  point shares): names mirror the inputs' relative paths (``shots/a/b.jpg`` → ``OUT/a/b.png``);
+  two inputs that would land on one name get distinct names (``b-2.png``), decided in input
+  order; a ZIP member named with ``..``, an absolute path, or a link, and a symlink that points
+  out of its folder, fail as ``unsafe-path`` and are never read.
 - ``manifest.jsonl`` (in the output folder; ``NAME.manifest.jsonl`` beside an output ZIP) gets one
   JSON line per finished file: status, code and reason, stage timings, provider, output and
   sha256. A failed file never stops the batch.
@@ -18,49 +18,35 @@
 from __future__ import annotations
 
 import errno
-import glob as globmod
 import hashlib
 import json
 import os
 import queue
 import re
 import signal
-import stat
 import tempfile
 import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 from ..errors import AlphacutError, QueueFullError, UsageError
 from ..fsutil import atomic_write, output_error, same_file, temp_prefix
 from ..imageio.encode import EXTENSIONS
-from ..imageio.sniff import SNIFF_BYTES, sniff
+from ..inputs import Item, distinct_outputs, expand, mirror
 from .state import Job, JobEvent, Stage
 
-#: file name endings taken as images even when their bytes say otherwise (so a corrupt or empty
-#: ``.png`` is reported, not silently skipped); other files are taken when their bytes sniff
-IMAGE_SUFFIXES = frozenset(
-    ".png .jpg .jpeg .jpe .jfif .webp .avif .heic .heif .hif .tif .tiff .bmp .gif .dib".split()
-)
-MAX_MEMBER_BYTES = 1 << 30
 EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 @dataclass
 class BatchItem:
-    """One input of a batch and where its output goes."""
+    """One input of a batch and its output's name inside the output folder or ZIP (posix)."""
 
-    name: str  # what the user sees: a path, or ``archive.zip!member``
-    source_id: str  # stable identity for the manifest (absolute path / zip + member)
-    rel: str  # relative path inside its folder or archive (posix)
-    path: Path | None = None
-    archive: Path | None = None
-    member: str | None = None
-    output_rel: str = ""
-    problem: tuple[str, str] | None = None  # (code, reason): fails without being read
+    input: Item
+    output_rel: str
 
 
 @dataclass
@@ -84,151 +70,23 @@ class BatchSummary:
         return EXIT_SOME_FAILED if self.failed else EXIT_OK
 
 
-# --- collecting inputs ---------------------------------------------------------------------
+# --- planning ------------------------------------------------------------------------------
 
 
-def _looks_like_image(path: Path) -> bool:
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return True
-    try:
-        with open(path, "rb") as fh:
-            sniff(fh.read(SNIFF_BYTES), name=path)
-        return True
-    except (AlphacutError, OSError):
-        return False
+def plan_batch(inputs: list[str], output: Path, ext: str, keep: dict[str, str] | None = None) -> list[BatchItem]:
+    """The batch's inputs (expanded by `inputs.expand`, the rules every entry point shares),
+    each with its distinct output name under the output folder or ZIP.
 
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-        return True
-    except ValueError:
-        return False
-
-
-def _from_folder(root: Path, exclude: Path | None) -> list[BatchItem]:
-    items: list[BatchItem] = []
-    real_root = root.resolve()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        d = Path(dirpath)
-        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".")
-                             and not (exclude is not None and (d / n).resolve() == exclude))
-        for fn in sorted(filenames):
-            if fn.startswith("."):
-                continue
-            p = d / fn
-            rel = p.relative_to(root).as_posix()
-            item = BatchItem(name=str(p), source_id=str(p.resolve() if not p.is_symlink() else p.absolute()),
-                             rel=rel, path=p)
-            if p.is_symlink():
-                target = p.resolve()
-                if not _inside(target, real_root):
-                    item.problem = ("unsafe-path", "a symbolic link that points outside the folder; not read")
-                    items.append(item)
-                    continue
-                if not target.is_file():
-                    continue
-            elif not p.is_file():
-                continue
-            if _looks_like_image(p):
-                items.append(item)
-    return items
-
-
-def safe_member_name(name: str) -> str | None:
-    """A ZIP member name as a safe relative posix path, or None when it tries to escape."""
-    n = name.replace("\\", "/")
-    if n.startswith("/") or (len(n) > 1 and n[1] == ":"):
-        return None
-    parts = [p for p in n.split("/") if p not in ("", ".")]
-    if not parts or any(p == ".." for p in parts):
-        return None
-    return "/".join(parts)
-
-
-def _from_zip(path: Path) -> list[BatchItem]:
-    items: list[BatchItem] = []
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        return [BatchItem(name=str(path), source_id=str(path.resolve()), rel=path.name, path=path,
-                          problem=("corrupt", f"not a readable ZIP archive ({exc})"))]
-    with zf:
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            base = PurePosixPath(info.filename.replace("\\", "/")).name
-            if base.startswith(".") or info.filename.startswith("__MACOSX/"):
-                continue
-            safe = safe_member_name(info.filename)
-            item = BatchItem(name=f"{path}!{info.filename}", source_id=f"{path.resolve()}!{info.filename}",
-                             rel=safe or base, archive=path, member=info.filename)
-            mode = info.external_attr >> 16
-            if safe is None:
-                item.problem = ("unsafe-path", "a member name that points outside the archive; not read")
-            elif stat.S_ISLNK(mode):
-                item.problem = ("unsafe-path", "a symbolic link inside the archive; not read")
-            elif info.file_size > MAX_MEMBER_BYTES:
-                item.problem = ("too-large", f"{info.file_size} bytes uncompressed; refused")
-            elif PurePosixPath(safe).suffix.lower() not in IMAGE_SUFFIXES:
-                try:
-                    with zf.open(info) as fh:
-                        sniff(fh.read(SNIFF_BYTES), name=info.filename)
-                except (AlphacutError, OSError, zipfile.BadZipFile, RuntimeError):
-                    continue
-            items.append(item)
-    return items
-
-
-def collect_inputs(inputs: list[str], *, exclude: Path | None = None) -> list[BatchItem]:
-    """Folders (recursive), globs, ZIP archives and files → batch items, in a stable order."""
-    items: list[BatchItem] = []
-    exclude = exclude.resolve() if exclude is not None else None
-    for arg in inputs:
-        p = Path(arg)
-        if p.is_dir():
-            items += _from_folder(p, exclude)
-        elif p.is_file() and zipfile.is_zipfile(p) and p.suffix.lower() == ".zip":
-            items += _from_zip(p)
-        elif p.exists() or p.is_symlink():
-            items.append(BatchItem(name=str(p), source_id=str(p.resolve()), rel=p.name, path=p))
-        elif globmod.has_magic(arg):
-            base = Path(arg.split("*")[0].split("?")[0].split("[")[0] or ".")
-            base = base if arg.split("*")[0].endswith(("/", os.sep)) else base.parent
-            for m in sorted(globmod.glob(arg, recursive=True)):
-                mp = Path(m)
-                if mp.is_file() and _looks_like_image(mp):
-                    try:
-                        rel = mp.relative_to(base).as_posix()
-                    except ValueError:
-                        rel = mp.name
-                    items.append(BatchItem(name=m, source_id=str(mp.resolve()), rel=rel, path=mp))
-        else:
-            items.append(BatchItem(name=arg, source_id=str(p.absolute()), rel=p.name, path=p,
-                                   problem=("not-found", "no such file")))
-    return items
-
-
-def assign_outputs(items: list[BatchItem], ext: str, taken: dict[str, str] | None = None) -> None:
-    """Give every item a distinct output name that mirrors its relative path.
-
-    ``taken`` maps source ids to names decided before (a resumed batch keeps its names).
-    Names are compared case-insensitively (so they stay distinct on macOS and Windows too).
+    ``keep``: names decided by an earlier run of this batch, by source id (``--resume``).
     """
-    taken = dict(taken or {})
-    used = {v.casefold() for v in taken.values()}
-    for item in items:
-        if item.source_id in taken:
-            item.output_rel = taken[item.source_id]
-            continue
-        base = PurePosixPath(item.rel).with_suffix(ext) if PurePosixPath(item.rel).suffix else PurePosixPath(item.rel + ext)
-        cand, n = str(base), 2
-        while cand.casefold() in used:
-            cand = str(base.with_name(f"{base.stem}-{n}{base.suffix}"))
-            n += 1
-        used.add(cand.casefold())
-        item.output_rel = cand
-        taken[item.source_id] = cand
+    to_zip = output.suffix.lower() == ".zip"
+    found = expand(inputs, exclude=None if to_zip else output)
+    if to_zip:  # never read the archive being written
+        found = [i for i in found if not (i.path is not None and same_file(i.path, output))]
+    if not found:
+        raise UsageError("no images found in the given inputs")
+    names = distinct_outputs(found, mirror(ext), on_disk=None if to_zip else output, keep=keep)
+    return [BatchItem(i, names[i.source_id]) for i in found]
 
 
 # --- manifest ------------------------------------------------------------------------------
@@ -492,8 +350,8 @@ class RichReporter(Reporter):
 def _record(item: BatchItem, status: str, *, job: Job | None = None, code: str | None = None,
             reason: str | None = None, output: str | None = None) -> dict[str, Any]:
     rec: dict[str, Any] = {
-        "input": item.name,
-        "source": item.source_id,
+        "input": item.input.name,
+        "source": item.input.source_id,
         "status": status,
         "output": output,
         "output_rel": item.output_rel,
@@ -536,12 +394,7 @@ def run_batch(
     ext = EXTENSIONS[options.format]
     mpath = manifest_path(output)
     previous = read_manifest(mpath) if resume else {}
-    items = collect_inputs(inputs, exclude=None if to_zip else output)
-    if to_zip:
-        items = [i for i in items if not (i.path is not None and same_file(i.path, output))]
-    if not items:
-        raise UsageError("no images found in the given inputs")
-    assign_outputs(items, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")})
+    items = plan_batch(inputs, output, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")})
 
     sink: Any = _ZipSink(output, fresh=not resume) if to_zip else _FolderSink(output)
     manifest = _Manifest(mpath, fresh=not resume)
@@ -550,7 +403,7 @@ def run_batch(
     summary = BatchSummary(total=len(items), manifest=mpath)
     todo: list[BatchItem] = []
     for item in items:
-        rec = previous.get(item.source_id)
+        rec = previous.get(item.input.source_id)
         if rec and rec.get("status") == "done" and sink.has(rec):
             summary.skipped_done += 1
             summary.done += 1
@@ -594,24 +447,25 @@ def run_batch(
         while (pending or live) and not stop.is_set():
             while pending and len(live) < window and not stop.is_set():
                 item = pending[-1]
-                if item.problem is not None:
+                inp = item.input
+                if inp.problem is not None:
                     pending.pop()
-                    finish(item, _record(item, "failed", code=item.problem[0],
-                                         reason=f"{item.name}: {item.problem[1]}"))
+                    err = inp.error()
+                    finish(item, _record(item, "failed", code=err.code, reason=str(err)))
                     continue
                 try:
-                    if item.archive is not None:
-                        zf = open_zips.get(item.archive) or open_zips.setdefault(item.archive, zipfile.ZipFile(item.archive))
-                        src: Any = zf.read(item.member)  # type: ignore[arg-type]
+                    if inp.archive is not None:
+                        zf = open_zips.get(inp.archive) or open_zips.setdefault(inp.archive, zipfile.ZipFile(inp.archive))
+                        src: Any = zf.read(inp.member)  # type: ignore[arg-type]
                         input_path = None
                     else:
-                        src, input_path = item.path, item.path
-                    job = engine.submit(src, name=item.name, options=options, output=sink.target(item))
+                        src, input_path = inp.path, inp.path
+                    job = engine.submit(src, name=inp.name, options=options, output=sink.target(item))
                 except QueueFullError:
                     break
                 except (OSError, zipfile.BadZipFile, RuntimeError) as exc:
                     pending.pop()
-                    finish(item, _record(item, "failed", code="input", reason=f"{item.name}: cannot read ({exc})"))
+                    finish(item, _record(item, "failed", code="input", reason=f"{inp.name}: cannot read ({exc})"))
                     continue
                 del input_path
                 pending.pop()
@@ -629,7 +483,7 @@ def run_batch(
                         where = sink.finish(item, job)
                         rec = _record(item, "done", job=job, output=where)
                     except (OSError, AlphacutError) as exc:
-                        rec = _record(item, "failed", job=job, code="output", reason=f"{item.name}: {exc}")
+                        rec = _record(item, "failed", job=job, code="output", reason=f"{item.input.name}: {exc}")
                 else:
                     sink.discard(job)
                     rec = _record(item, job.stage.value, job=job, code=job.error_code, reason=job.reason)
@@ -652,7 +506,7 @@ def run_batch(
                     else:
                         sink.discard(job)
                         finish(item, _record(item, "cancelled", job=job, code="cancelled",
-                                             reason=f"{item.name}: stopped before it finished"))
+                                             reason=f"{item.input.name}: stopped before it finished"))
             summary.not_run += len(pending) + len(live)
         unsubscribe()
     finally:

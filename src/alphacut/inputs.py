@@ -1,0 +1,339 @@
+"""The one input expander: what the user named → items; items → distinct output names.
+
+Every entry point (the CLI's single-file path, its many-files path beside the inputs, batches
+into a folder or a ZIP) expands its inputs here, so one set of rules holds everywhere:
+
+- **Files** are taken as named; ``-`` is stdin.
+- **Folders** are walked recursively in sorted order; hidden files and folders are skipped. A
+  file is taken when its name ends like an image (so a broken ``.png`` is reported, not skipped)
+  or when its first bytes are one.
+- **Quoted globs** (``"shots/*.jpg"``, ``**`` recurses) are expanded here, because Windows shells
+  and quoting pass them through literally. A name that exists is never taken as a pattern.
+- **ZIP archives** (``.zip``) give their members. A member named outside the archive (``..``,
+  absolute) or stored as a link fails as ``unsafe-path``; one over 1 GiB as ``too-large``.
+- **Symbolic links** found in a folder or by a glob that lead outside that folder (the glob's
+  fixed leading folder) fail as ``unsafe-path`` and are never read; a link named on the
+  command line is the user's own choice and is followed.
+- The same source named twice (a file and a glob that matches it) is taken once.
+
+Output naming is a separate step (`distinct_outputs`), so a later expander only has to make
+items: an object-store URI is an item with its URI as source id; a PDF is one item per page
+(source id ``doc.pdf#3``, relative name ``doc/3``), i.e. one input, many outputs; a clip is one
+item, one output. The naming rule, which the README and ``--help`` state:
+
+- each item wants a name: under ``-o FOLDER`` (or in an output ZIP) its relative path with the
+  format's ending (``shots/a/b.jpg`` → ``a/b.png``); with no ``-o``, ``NAME.cutout.png`` beside it;
+- an item gets the name it wants unless an earlier item (command-line order, then sorted order
+  inside a folder) wants the same name, compared case-insensitively, or the name is one of the
+  inputs: then it gets the first free ``-2``, ``-3``, … before the ending (``a.jpg a.png`` →
+  ``a.cutout.png``, ``a-2.cutout.png``). Two inputs never share an output; no input is written over.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import os
+import stat
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePath, PurePosixPath
+from typing import Callable, Iterator, Mapping, Sequence
+
+from .errors import (AlphacutError, CorruptImageError, ImageTooLargeError, InputError,
+                     InputNotFoundError, UnsafePathError)
+from .imageio.sniff import SNIFF_BYTES, sniff
+
+#: file name endings taken as images even when their bytes say otherwise (so a corrupt or empty
+#: ``.png`` is reported, not silently skipped); other files are taken when their bytes sniff
+IMAGE_SUFFIXES = frozenset(
+    ".png .jpg .jpeg .jpe .jfif .webp .avif .heic .heif .hif .tif .tiff .bmp .gif .dib".split()
+)
+#: a ZIP member larger than this (uncompressed) is refused unread
+MAX_MEMBER_BYTES = 1 << 30
+#: the source id (and the argument) that means standard input
+STDIN = "-"
+
+_ERRORS: dict[str, type[InputError]] = {
+    "not-found": InputNotFoundError,
+    "unsafe-path": UnsafePathError,
+    "corrupt": CorruptImageError,
+    "too-large": ImageTooLargeError,
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input, before anyone decides where its output goes."""
+
+    source_id: str  # stable identity (manifests, de-duplication): absolute path, ``zip!member``, ``-``
+    name: str  # what the user sees in messages: a path, or ``archive.zip!member``
+    rel: str  # its name relative to the folder, glob or archive it was found in (posix)
+    path: Path | None = None  # a file on disk
+    archive: Path | None = None  # a ZIP member: the archive …
+    member: str | None = None  # … and the member's name as stored
+    found: bool = False  # found inside a folder, glob or ZIP, rather than named by the user
+    problem: tuple[str, str] | None = None  # (code, reason): fails without being read
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.source_id == STDIN
+
+    def error(self) -> InputError:
+        """The item's problem as the error every entry point reports (message names the input)."""
+        assert self.problem is not None
+        code, reason = self.problem
+        return _ERRORS.get(code, InputError)(reason, path=self.name)
+
+
+# --- expanding -----------------------------------------------------------------------------
+
+
+def looks_like_glob(arg: str) -> bool:
+    """A pattern to expand: it has ``*?[`` and no file of that very name exists."""
+    return globmod.has_magic(arg) and not os.path.lexists(arg)
+
+
+def is_archive(path: Path) -> bool:
+    """A ``.zip`` file that really is a ZIP (another ``.zip`` is reported when decoded)."""
+    return path.suffix.lower() == ".zip" and path.is_file() and zipfile.is_zipfile(path)
+
+
+def expand(args: Sequence[str], *, exclude: Path | None = None) -> list[Item]:
+    """Files, folders (recursive), quoted globs, ZIPs and ``-`` → items, in a stable order.
+
+    ``exclude`` is a folder never walked into (a batch's output folder inside its input).
+    Nothing is read except the first bytes of files whose names do not end like an image.
+    """
+    exclude = exclude.resolve() if exclude is not None else None
+    items: list[Item] = []
+    seen: set[str] = set()
+    for arg in args:
+        for item in _expand_one(arg, exclude):
+            if item.source_id not in seen:
+                seen.add(item.source_id)
+                items.append(item)
+    return items
+
+
+def _expand_one(arg: str, exclude: Path | None) -> Iterator[Item]:
+    if arg == STDIN:
+        yield Item(source_id=STDIN, name="<stdin>", rel="stdin")
+        return
+    p = Path(arg)
+    if p.is_dir():
+        yield from _from_folder(p, exclude)
+    elif is_archive(p):
+        yield from _from_zip(p)
+    elif os.path.lexists(p):
+        yield Item(source_id=str(p.resolve()), name=str(p), rel=p.name, path=p)
+    elif looks_like_glob(arg):
+        yield from _from_glob(arg)
+    else:
+        yield Item(source_id=str(p.absolute()), name=arg, rel=p.name, path=p,
+                   problem=("not-found", "no such file"))
+
+
+def _looks_like_image(path: Path) -> bool:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            sniff(fh.read(SNIFF_BYTES), name=path)
+        return True
+    except (AlphacutError, OSError):
+        return False
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _found(path: Path, rel: str, real_root: Path) -> Item | None:
+    """A file met inside ``real_root`` as an item: refused when it resolves outside the root
+    (a link out of the folder: reading it would leak a file the folder's author chose), None
+    when it is not an image file at all. A link keeps its own path as its id, so two links to
+    one file are two inputs, as they are two names in the folder."""
+    source_id = str(path.absolute() if path.is_symlink() else path.resolve())
+    item = Item(source_id=source_id, name=str(path), rel=rel, path=path, found=True)
+    if not _inside(path.resolve(), real_root):
+        return replace(item, problem=("unsafe-path", "a symbolic link that points outside the folder; not read"))
+    if not path.is_file() or not _looks_like_image(path):
+        return None
+    return item
+
+
+def _from_folder(root: Path, exclude: Path | None) -> Iterator[Item]:
+    real_root = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        d = Path(dirpath)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".")
+                             and not (exclude is not None and (d / n).resolve() == exclude))
+        for fn in sorted(filenames):
+            if fn.startswith("."):
+                continue
+            p = d / fn
+            if not p.is_symlink() and not p.is_file():
+                continue
+            item = _found(p, p.relative_to(root).as_posix(), real_root)
+            if item is not None:
+                yield item
+
+
+def glob_root(pattern: str) -> Path:
+    """The fixed leading folder of a pattern (``shots/**/*.jpg`` → ``shots``): names are
+    relative to it, and no match may lead outside it."""
+    fixed: list[str] = []
+    for part in Path(pattern).parts[:-1]:
+        if globmod.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _from_glob(pattern: str) -> Iterator[Item]:
+    root = glob_root(pattern)
+    real_root = root.resolve()
+    for m in sorted(globmod.glob(pattern, recursive=True)):
+        p = Path(m)
+        try:
+            rel = p.relative_to(root).as_posix()
+        except ValueError:
+            rel = p.name
+        item = _found(p, rel, real_root)
+        if item is not None:
+            yield item
+
+
+def safe_member_name(name: str) -> str | None:
+    """A ZIP member name as a safe relative posix path, or None when it tries to escape."""
+    n = name.replace("\\", "/")
+    if n.startswith("/") or (len(n) > 1 and n[1] == ":"):
+        return None
+    parts = [p for p in n.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        return None
+    return "/".join(parts)
+
+
+def _from_zip(path: Path) -> Iterator[Item]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        yield Item(source_id=str(path.resolve()), name=str(path), rel=path.name, path=path,
+                   problem=("corrupt", f"not a readable ZIP archive ({exc})"))
+        return
+    with zf:
+        for info in zf.infolist():
+            item = _member(path, zf, info)
+            if item is not None:
+                yield item
+
+
+def _member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Item | None:
+    """One ZIP member as an item (with its problem), or None for folders, hidden files and
+    members that are not images."""
+    if info.is_dir():
+        return None
+    base = PurePosixPath(info.filename.replace("\\", "/")).name
+    if base.startswith(".") or info.filename.startswith("__MACOSX/"):
+        return None
+    safe = safe_member_name(info.filename)
+    problem: tuple[str, str] | None = None
+    if safe is None:
+        problem = ("unsafe-path", "a member name that points outside the archive; not read")
+    elif stat.S_ISLNK(info.external_attr >> 16):
+        problem = ("unsafe-path", "a symbolic link inside the archive; not read")
+    elif info.file_size > MAX_MEMBER_BYTES:
+        problem = ("too-large", f"{info.file_size} bytes uncompressed; refused")
+    elif PurePosixPath(safe).suffix.lower() not in IMAGE_SUFFIXES:
+        try:
+            with zf.open(info) as fh:
+                sniff(fh.read(SNIFF_BYTES), name=info.filename)
+        except (AlphacutError, OSError, zipfile.BadZipFile, RuntimeError):
+            return None
+    return Item(source_id=f"{path.resolve()}!{info.filename}", name=f"{path}!{info.filename}",
+                rel=safe or base, archive=path, member=info.filename, found=True, problem=problem)
+
+
+# --- naming outputs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """The name an item would like, split so that a number can go before its ending."""
+
+    folder: PurePath  # relative to the output folder or ZIP, or the input's own folder
+    stem: str
+    ending: str  # ``.png``, or ``.cutout.png`` beside the input
+
+    def name(self, n: int = 1) -> PurePath:
+        """``n`` = 1: the plain name; then ``stem-n`` + ending."""
+        return self.folder / f"{self.stem if n == 1 else f'{self.stem}-{n}'}{self.ending}"
+
+
+def mirror(ext: str) -> Callable[[Item], Wanted]:
+    """Names under an output folder or ZIP: the relative path with the format's ending."""
+
+    def wanted(item: Item) -> Wanted:
+        rel = PurePosixPath(item.rel)
+        base = rel.with_suffix(ext) if rel.suffix else PurePosixPath(item.rel + ext)
+        return Wanted(base.parent, base.name[: -len(ext)], ext)
+
+    return wanted
+
+
+def beside(ext: str) -> Callable[[Item], Wanted]:
+    """Names beside each input: ``photo.jpg`` → ``photo.cutout.png`` in the same folder."""
+
+    def wanted(item: Item) -> Wanted:
+        if item.path is None:
+            raise ValueError(f"{item.name} has no folder to write beside")
+        return Wanted(item.path.parent, item.path.stem, ".cutout" + ext)
+
+    return wanted
+
+
+def _input_keys(items: Sequence[Item]) -> set[str]:
+    return {str(i.path.resolve()).casefold() for i in items if i.path is not None}
+
+
+def distinct_outputs(items: Sequence[Item], wanted: Callable[[Item], Wanted], *,
+                     on_disk: Path | None = None, keep: Mapping[str, str] | None = None) -> dict[str, str]:
+    """source id → an output name no other item has (the rule in the module docstring).
+
+    ``on_disk``: the folder the names are relative to (``Path(".")`` for names beside the
+    inputs), so no name is one of the inputs; None for names inside an output ZIP.
+    ``keep``: names decided before, by source id (a resumed batch keeps its names).
+    Names are compared case-insensitively, so they stay distinct on macOS and Windows too.
+    """
+    names = {sid: n for sid, n in (keep or {}).items()}
+    used = {n.casefold() for n in names.values()}
+    inputs = _input_keys(items) if on_disk is not None else set()
+
+    def free(name: PurePath) -> bool:
+        on = on_disk is not None and str((on_disk / name).resolve()).casefold() in inputs
+        return str(name).casefold() not in used and not on
+
+    def claim(item: Item, name: PurePath) -> None:
+        names[item.source_id] = str(name)
+        used.add(str(name).casefold())
+
+    later: list[tuple[Item, Wanted]] = []
+    for item in items:  # first every item that can have the name it wants, in order …
+        if item.source_id in names:
+            continue
+        w = wanted(item)
+        if free(w.name()):
+            claim(item, w.name())
+        else:
+            later.append((item, w))
+    for item, w in later:  # … then the rest, numbered
+        n = 2
+        while not free(w.name(n)):
+            n += 1
+        claim(item, w.name(n))
+    return names
