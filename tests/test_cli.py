@@ -100,3 +100,70 @@ def test_doctor_json() -> None:
     assert "CPUExecutionProvider" in report["provider_chain"]
     assert report["chosen_provider"] == "CPUExecutionProvider"
     assert any(m["name"] == "isnet" for m in report["models"])
+
+
+def _sized(tmp: Path, name: str, width: int, height: int, seed: int) -> Path:
+    """A real image whose size tells which input a cutout came from."""
+    path = tmp / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = {".jpg": "JPEG", ".png": "PNG", ".webp": "WEBP"}[path.suffix]
+    path.write_bytes(encode_image(subject_image(width, height, seed=seed), fmt))
+    return path
+
+
+def test_quoted_glob_without_and_with_output(tmp_path: Path) -> None:
+    """A glob the shell did not expand (quoted, or a Windows shell) works with and without -o."""
+    _sized(tmp_path, "shots/a.jpg", 96, 64, 1)
+    _sized(tmp_path, "shots/b.jpg", 64, 96, 2)
+    _sized(tmp_path, "shots/c.png", 80, 80, 3)  # not matched
+    proc = alphacut("remove", "shots/*.jpg", "--model", "u2netp", "--workers", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    shots = tmp_path / "shots"
+    assert sorted(p.name for p in shots.glob("*.cutout.png")) == ["a.cutout.png", "b.cutout.png"]
+    assert Image.open(shots / "a.cutout.png").size == (96, 64) and Image.open(shots / "b.cutout.png").size == (64, 96)
+    proc = alphacut("remove", "shots/*.jpg", "-o", "out", "--model", "u2netp", "--workers", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["a.png", "b.png"]
+
+
+def test_same_stem_inputs_beside_never_share_an_output(tmp_path: Path) -> None:
+    """a.jpg a.png without -o: two cutouts, each from its own input, the rule from --help."""
+    jpg = _sized(tmp_path, "a.jpg", 96, 64, 1)
+    png = _sized(tmp_path, "a.png", 64, 96, 2)
+    before = (jpg.read_bytes(), png.read_bytes())
+    proc = alphacut("remove", str(jpg), str(png), "--model", "u2netp", "--workers", "1", "--json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    outputs = {Path(r["input"]).name: Path(r["output"]) for r in map(json.loads, proc.stdout.decode().splitlines())}
+    assert outputs == {"a.jpg": tmp_path / "a.cutout.png", "a.png": tmp_path / "a-2.cutout.png"}
+    assert Image.open(outputs["a.jpg"]).size == (96, 64) and Image.open(outputs["a.png"]).size == (64, 96)
+    assert all(Image.open(p).mode == "RGBA" for p in outputs.values())
+    assert (jpg.read_bytes(), png.read_bytes()) == before
+    assert "NAME-2" in alphacut("remove", "--help").stdout.decode()
+
+
+def test_same_stem_inputs_into_an_output_folder(tmp_path: Path) -> None:
+    jpg = _sized(tmp_path, "in/a.jpg", 96, 64, 1)
+    png = _sized(tmp_path, "in/A.png", 64, 96, 2)  # differs only in case: one name on macOS and Windows
+    proc = alphacut("remove", str(jpg), str(png), "-o", str(tmp_path / "out"), "--model", "u2netp", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["A-2.png", "a.png"]
+    assert Image.open(tmp_path / "out" / "a.png").size == (96, 64)
+    assert Image.open(tmp_path / "out" / "A-2.png").size == (64, 96)
+
+
+def test_a_link_out_of_the_folder_is_refused_alike_with_and_without_output(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    _sized(tmp_path, "in/good.png", 64, 64, 1)
+    secret = _sized(tmp_path, "secret.png", 64, 64, 2)
+    (folder / "link.png").symlink_to(secret)
+    reasons = []
+    for extra in ([], ["-o", str(tmp_path / "out")]):
+        proc = alphacut("remove", str(folder), *extra, "--model", "u2netp", "--workers", "1", "--json")
+        assert proc.returncode == 1, proc.stderr.decode()
+        records = {Path(r["input"]).name: r for r in map(json.loads, proc.stdout.decode().splitlines())}
+        assert records["good.png"]["status"] == "done"
+        assert records["link.png"]["status"] == "failed" and records["link.png"]["code"] == "unsafe-path"
+        reasons.append(records["link.png"]["reason"])
+    assert reasons[0] == reasons[1] and "outside the folder" in reasons[0]
+    assert not (folder / "link.cutout.png").exists() and not (tmp_path / "out" / "link.png").exists()
+    assert (folder / "good.cutout.png").exists() and (tmp_path / "out" / "good.png").exists()
