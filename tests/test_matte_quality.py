@@ -244,3 +244,14 @@ def test_mean_log_odds_averages_views_and_does_not_sharpen_agreement() -> None:
     b = np.full((4, 4), 0.1, np.float32)
     mixed = mean_log_odds([a, b])
     assert mixed.shape == (8, 8) and np.allclose(mixed, 0.5, atol=1e-5)
+
+
+def test_trimap_leaves_a_decided_plateau_alone():
+    """The solver refines edges; it does not re-decide a region the fusion settled, however
+    soft: a 0.7 plateau far from the contour is known foreground, a 0.3 one known background."""
+    m = np.zeros((100, 100), np.float32)
+    m[10:90, 10:90] = 0.7
+    m[30:70, 30:70] = 0.3  # a hole the fusion left soft (a window in a fence, say)
+    tri = make_trimap(m, 2)
+    assert tri[20, 20] == 1.0 and tri[50, 50] == 0.0 and tri[5, 5] == 0.0
+    assert tri[10, 50] == 0.5 and tri[30, 50] == 0.5
