@@ -75,3 +75,28 @@ def test_the_helper_may_be_at_another_resolution() -> None:
     out = decide_mattes(primary, helper)
     assert out.shape == primary.shape and out.dtype == np.float32
     assert out[128, 128] > 0.99 and out[5, 5] < 0.01
+
+
+def test_the_photos_edges_decide_a_claim_the_models_leave_open() -> None:
+    """A red disc on blue; the helper also claims a blue patch beside the disc (0.8), the
+    primary does not (0.2). The models' votes, the connectivity and the tie-break lean to the
+    subject; the photo does not: the patch's border with the disc is the strong red/blue edge
+    and its border with the background runs through flat blue — so it is background."""
+    size = 256
+    disc = _disc(size, (100, 128), 60)
+    patch = np.zeros((size, size), bool)
+    patch[98:158, 160:215] = True
+    patch &= ~disc
+    image = np.zeros((size, size, 3), np.uint8)
+    image[:] = (30, 60, 200)
+    image[disc] = (210, 40, 30)
+    primary = np.where(disc, SURE_FG, np.where(patch, np.float32(0.2), SURE_BG))
+    helper = np.where(disc | patch, np.float32(0.8), SURE_BG)
+    helper[disc] = SURE_FG
+    blind = decide_mattes(primary, helper)
+    assert blind[patch].mean() > 0.7  # without the photo the claim is kept
+    seeing = decide_mattes(primary, helper, image)
+    assert seeing[patch].max() < 0.25 and seeing[disc].min() > 0.99
+    # the same patch painted red (the disc's colour, no edge between them) is kept
+    image[patch] = (210, 40, 30)
+    assert decide_mattes(primary, helper, image)[patch].mean() > 0.7

@@ -184,7 +184,7 @@ def infer(
         if extra:  # one model's views are one opinion: their log-odds averaged
             coarse = mean_log_odds([coarse] + [predict_matte(r, small, s) for r, s in extra])
         if second is not None:  # decided where the models are: at the chosen model's resolution
-            coarse = decide_mattes(coarse, predict_matte(second[0], small, second[1]))
+            coarse = decide_mattes(coarse, predict_matte(second[0], small, second[1]), small)
         return coarse
 
     on_stage("inferring", 0.0)
