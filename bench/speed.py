@@ -69,7 +69,9 @@ from pathlib import Path
 from alphacut.api import Remover, Result, picture_from
 from alphacut.fsutil import atomic_write
 from alphacut.pipeline import Options
+from alphacut.second_opinion import helper_loader
 r = Remover(model); r.session
+helper_loader()(model)  # the second opinion's model, loaded before the clock like the main one
 t = start()
 opts = Options(model=model)
 picture = picture_from(Path(image), options=opts)

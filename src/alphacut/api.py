@@ -158,7 +158,7 @@ class Remover:
     def preload(self) -> None:
         """Start loading the session on a background thread, so the caller can decode its
         first image meanwhile (``session`` waits for the load): a 12 MP photo's decode hides
-        under IS-Net's ~0.7 s load. Only when the model is installed: a download shows its
+        under IS-Net's ~0.7 s load. The second opinion's model, when installed, loads there too. Only when the model is installed: a download shows its
         progress, and any error, on first use in the caller's thread."""
         from .models.store import ModelStore
 
@@ -169,6 +169,7 @@ class Remover:
         def load() -> None:
             try:
                 self.session
+                helper_loader(self._store)(self.spec.name)  # installed helpers only, never a download
             except Exception:  # noqa: BLE001 - the first real use raises it again, where it is seen
                 pass
 
