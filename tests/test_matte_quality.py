@@ -255,3 +255,18 @@ def test_trimap_leaves_a_decided_plateau_alone():
     tri = make_trimap(m, 2)
     assert tri[20, 20] == 1.0 and tri[50, 50] == 0.0 and tri[5, 5] == 0.0
     assert tri[10, 50] == 0.5 and tri[30, 50] == 0.5
+
+
+def test_trimap_keeps_parts_thinner_than_the_band():
+    """A far giraffe's leg, two pixels wide, inside a band three pixels wide would be all
+    unknown with no known foreground to hold it: it keeps the model's values instead."""
+    m = np.zeros((120, 120), np.float32)
+    m[20:100, 20:60] = 0.99  # a body: its edge is a band
+    m[40:100, 80:82] = 0.95  # a leg two pixels wide
+    tri = make_trimap(m, 3)
+    assert (tri[40:100, 80:82] == 1.0).all()
+    assert tri[20, 40] == 0.5 and tri[60, 40] == 1.0
+    img = np.zeros((120, 120, 3), np.uint8)
+    img[m > 0.5] = (200, 180, 90)
+    out = refine_matte(m, img)
+    assert out[40:100, 80:82].min() >= 0.9
