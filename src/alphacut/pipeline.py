@@ -168,7 +168,7 @@ def infer(
     views: ViewLoader | None = None,
 ) -> Inferred:
     """Every model pass a cutout needs: the whole picture with the chosen model and its second
-    opinion (plus, in the best tier, the chosen model's second view) and, in the best tier, a
+    opinion (plus, in the best tier, any extra views of the chosen model) and, in the best tier, a
     crop around a small subject."""
     timings: dict[str, float] = {}
     warnings: list[str] = []

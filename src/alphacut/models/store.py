@@ -8,7 +8,7 @@ Layout under ``<home>/models/`` (home = ``ALPHACUT_HOME`` or the user cache dir)
     recorded.json          {name: {sha256, size, source}}: hashes of first downloads for models
                            whose upstream publishes none; later downloads must match them
     <stem>.fp32.onnx       float32 copies of float16 models, for CPU providers (models.variants)
-    <stem>.<size>.onnx     the CPU file declared for a size² input: the best tier's second view
+    <stem>.<size>.onnx     the CPU file declared for a size² input: a best-tier extra view
     derived.json           {name or name@size: {source, converter, size, mtime_ns}}: what each
                            copy was built from, so a changed source or converter rebuilds it
     .staging/              downloads in progress (``*.part`` files are resumed)
