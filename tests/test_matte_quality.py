@@ -248,25 +248,28 @@ def test_mean_log_odds_averages_views_and_does_not_sharpen_agreement() -> None:
 
 def test_trimap_leaves_a_decided_plateau_alone():
     """The solver refines edges; it does not re-decide a region the fusion settled, however
-    soft: a 0.7 plateau far from the contour is known foreground, a 0.3 one known background."""
+    soft: a 0.7 plateau far from the contour is known foreground, a 0.3 one known background.
+    A single model's unsure plateau is left to the solver."""
     m = np.zeros((100, 100), np.float32)
     m[10:90, 10:90] = 0.7
     m[30:70, 30:70] = 0.3  # a hole the fusion left soft (a window in a fence, say)
-    tri = make_trimap(m, 2)
+    tri = make_trimap(m, 2, decided=True)
     assert tri[20, 20] == 1.0 and tri[50, 50] == 0.0 and tri[5, 5] == 0.0
     assert tri[10, 50] == 0.5 and tri[30, 50] == 0.5
+    one_model = make_trimap(m, 2)  # one model's unsure pixels are the solver's to decide
+    assert one_model[20, 20] == 0.5 and one_model[50, 50] == 0.5
 
 
 def test_trimap_keeps_parts_thinner_than_the_band():
-    """A far giraffe's leg, two pixels wide, inside a band three pixels wide would be all
-    unknown with no known foreground to hold it: it keeps the model's values instead."""
+    """In a decided matte, a far giraffe's leg, two pixels wide, inside a band three pixels
+    wide would be all unknown with no known foreground to hold it: it keeps its values."""
     m = np.zeros((120, 120), np.float32)
     m[20:100, 20:60] = 0.99  # a body: its edge is a band
     m[40:100, 80:82] = 0.95  # a leg two pixels wide
-    tri = make_trimap(m, 3)
+    tri = make_trimap(m, 3, decided=True)
     assert (tri[40:100, 80:82] == 1.0).all()
     assert tri[20, 40] == 0.5 and tri[60, 40] == 1.0
     img = np.zeros((120, 120, 3), np.uint8)
     img[m > 0.5] = (200, 180, 90)
-    out = refine_matte(m, img)
+    out = refine_matte(m, img, decided=True)
     assert out[40:100, 80:82].min() >= 0.9

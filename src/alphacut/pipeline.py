@@ -145,6 +145,9 @@ class Inferred:
     options: Options
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: a second model's opinion was weighed in (``matte.decide``): its regions are decided, and
+    #: the best tier's band matting refines their edges without re-deciding them
+    decided: bool = False
 
 
 def cut_out(picture: Picture, session: Runner, spec: ModelSpec, options: Options, *,
@@ -207,7 +210,7 @@ def infer(
             crop = (box, run_models(picture.rgb[y0:y1, x0:x1]))
             timings["crop_pass"] = time.perf_counter() - t
     on_stage("inferring", 1.0)
-    return Inferred(picture, coarse, crop, options, warnings, timings)
+    return Inferred(picture, coarse, crop, options, warnings, timings, decided=second is not None)
 
 
 def finish(inferred: Inferred, *, on_stage: StageCallback = _noop) -> Cutout:
@@ -232,7 +235,7 @@ def finish(inferred: Inferred, *, on_stage: StageCallback = _noop) -> Cutout:
         t = time.perf_counter()
         from .matte.refine import refine_matte
 
-        matte = refine_matte(matte, picture.rgb)
+        matte = refine_matte(matte, picture.rgb, decided=inferred.decided)
         timings["refine"] = time.perf_counter() - t
     if picture.alpha is not None:
         np.multiply(matte, picture.alpha, out=matte)  # what was transparent stays transparent

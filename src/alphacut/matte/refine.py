@@ -1,14 +1,17 @@
 """The ``best`` tier: refine the matte where it is uncertain.
 
-1. Trimap from the (decided) matte: the *unknown* band is a band of ``BAND_FRACTION`` of the
+1. Trimap from the model's matte: the *unknown* band is a band of ``BAND_FRACTION`` of the
    image's long side around its 0.5 contour (models draw hair too hard; the true soft edge lies
-   in that band). Regions the two models disagreed on were already decided (``matte.decide``);
-   the solver refines edges, it does not re-decide regions — letting every unsure pixel into
-   the unknown band (as before the decided fusion) pulled decided parts back towards the
-   background: sod-dev objects, best tier, gross failures 47 -> 43, mean IoU 0.733 -> 0.740,
-   alphamatting-dev SAD 44.40 -> 44.78 (docs/quality.md). Parts thinner than the band (a far
-   giraffe's legs) stay out of it: all unknown, with no known foreground inside, the solver
-   let them go (sod-dev: gross 43 -> 38, IoU 0.739 -> 0.752).
+   in that band) plus, for a single model's matte, every pixel it is unsure about
+   (``LO < m < HI``). A matte two models' opinions were decided on (``matte.decide``) gets the
+   contour band only: the solver refines edges, it does not re-decide regions — letting the
+   unsure pixels in pulled decided parts back towards the background (sod-dev objects, best
+   tier: gross failures 47 -> 43, mean IoU 0.733 -> 0.740; alphamatting-dev SAD 44.40 ->
+   44.78), while for U²-Netp alone they pay (alphamatting-dev SAD 46.50 vs 47.05 without).
+   In a decided matte, parts thinner than the band (a far giraffe's legs) stay out of it: all
+   unknown, with no known foreground inside, the solver let them go (sod-dev: gross 43 -> 38,
+   IoU 0.739 -> 0.752). Not for a single model's matte: for U²-Netp alone it cost
+   (alphamatting-dev SAD 46.50 -> 47.21, DAVIS 0.776 -> 0.757).
 2. Closed-form alpha matting (Levin et al. 2008; the matting Laplacian from pymatting) solved
    **only for the unknown pixels**, tile by tile (tiles with no unknown pixel are skipped),
    with a weak prior towards the model's own matte so a tile with no confident pixels is
@@ -30,6 +33,8 @@ from .upsample import _resize, to_unit_float, upsample_matte
 
 __all__ = ["make_trimap", "solve_band", "refine_matte", "subject_crop_box", "crop_pass_gain", "paste_crop_matte"]
 
+#: a single model's matte values below LO / above HI are "sure" (outside the contour band)
+LO, HI = 0.02, 0.98
 #: half-width of the unknown band around the 0.5 contour, as a fraction of the long side
 BAND_FRACTION = 0.006
 #: weight of the prior towards the model's matte in the unknown band
@@ -46,17 +51,21 @@ SOLVER_MAX_SIDE = 1536
 MAX_ITER = 400
 
 
-def make_trimap(matte: np.ndarray, band_px: int) -> np.ndarray:
-    """float32 trimap: 0 = background, 1 = foreground, 0.5 = unknown."""
+def make_trimap(matte: np.ndarray, band_px: int, *, decided: bool = False) -> np.ndarray:
+    """float32 trimap: 0 = background, 1 = foreground, 0.5 = unknown. ``decided``: the matte
+    is the decided fusion of two models (contour band only), else one model's (its unsure
+    pixels too)."""
     fg_bin = (matte >= 0.5).astype(np.uint8)
     tri = fg_bin.astype(np.float32)
+    unknown = np.zeros(matte.shape, bool) if decided else (matte > LO) & (matte < HI)
     if band_px > 0:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
-        band = cv2.dilate(fg_bin, k) != cv2.erode(fg_bin, k)
-        # parts thinner than the band (a giraffe's far legs, a broom's straws) would be all
-        # unknown, with no known foreground inside to hold them: they keep the model's values
-        thin = (fg_bin > 0) & (cv2.morphologyEx(fg_bin, cv2.MORPH_OPEN, k) == 0)
-        tri[band & ~thin] = 0.5
+        unknown |= cv2.dilate(fg_bin, k) != cv2.erode(fg_bin, k)
+        if decided:
+            # parts thinner than the band (a giraffe's far legs, a broom's straws) would be all
+            # unknown, with no known foreground inside to hold them: they keep their values
+            unknown &= ~((fg_bin > 0) & (cv2.morphologyEx(fg_bin, cv2.MORPH_OPEN, k) == 0))
+    tri[unknown] = 0.5
     return tri
 
 
@@ -115,9 +124,11 @@ def solve_band(image01: np.ndarray, matte: np.ndarray, trimap: np.ndarray) -> np
     return out
 
 
-def refine_matte(matte: np.ndarray, image: np.ndarray, *, max_side: int = 2048) -> np.ndarray:
+def refine_matte(matte: np.ndarray, image: np.ndarray, *, max_side: int = 2048,
+                 decided: bool = False) -> np.ndarray:
     """best tier: trimap from the uncertain band + alpha matting restricted to it, at bounded
-    resolution/time. float32 (H,W) in/out; image uint8/uint16 (H,W,3)."""
+    resolution/time. float32 (H,W) in/out; image uint8/uint16 (H,W,3). ``decided``: the matte
+    is two models' decided fusion (see ``make_trimap``)."""
     image = image[..., :3]
     H, W = matte.shape
     if image.shape[:2] != (H, W):
@@ -127,7 +138,7 @@ def refine_matte(matte: np.ndarray, image: np.ndarray, *, max_side: int = 2048) 
     ww, wh = max(1, round(W * s)), max(1, round(H * s))
     mw = _resize(m, (ww, wh))
     band_px = max(1, int(round(BAND_FRACTION * max(ww, wh))))
-    tri = make_trimap(mw, band_px)
+    tri = make_trimap(mw, band_px, decided=decided)
     if not (tri == 0.5).any():
         return m
     Iw = to_unit_float(_resize(image, (ww, wh)) if (ww, wh) != (W, H) else image)
