@@ -43,7 +43,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .fuse import logit
+from .fuse import fuse_mattes, logit
 
 __all__ = ["decide_mattes"]
 
@@ -78,8 +78,8 @@ def decide_mattes(primary: np.ndarray, other: np.ndarray, image: np.ndarray | No
     h, w = primary.shape
     if other.shape != (h, w):
         other = cv2.resize(np.asarray(other, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    za, zb = logit(primary), logit(other)
-    fused = _sigmoid(za + zb)
+    fused = fuse_mattes(primary, other)  # where they agree: the two opinions' log-odds added
+    za = logit(primary)
     sure = np.abs(za) > KEEP_LOGIT
     fused[sure] = primary[sure]
 
@@ -92,6 +92,7 @@ def decide_mattes(primary: np.ndarray, other: np.ndarray, image: np.ndarray | No
     n, labels, stats, _ = cv2.connectedComponentsWithStats(disagree, connectivity=8)
     regions = np.unique(labels[core > 0])
     regions = regions[regions > 0]
+    zb = logit(other)
     flat = labels.ravel()
     area = np.bincount(flat, minlength=n).astype(np.float64)
     # in a disagreement region one model says yes and the other no: the "no" counts NO_WEIGHT
@@ -143,10 +144,3 @@ def _edge_strength(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     magnitude = cv2.sqrt(cv2.transform(squared, np.ones((1, 3), np.float32)))
     reach = 2 * EDGE_REACH + 1
     return cv2.dilate(magnitude, np.ones((reach, reach), np.uint8))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    out = np.negative(z)
-    np.exp(out, out=out)
-    out += np.float32(1)
-    return np.reciprocal(out, out=out)

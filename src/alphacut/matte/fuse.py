@@ -1,16 +1,17 @@
-"""Fusing two models' mattes by adding their log-odds.
+"""Log-odds arithmetic on mattes: adding two models' opinions, averaging one model's views.
 
-Each model's matte is read as the probability that a pixel is foreground. Adding the two
-log-odds (a naive-Bayes product of the opinions) lets a confident model overrule an unsure
-one — IS-Net leaves whole regions grey (alpha 0.3–0.7: a flower, a sweater, a giraffe) where
-U²-Netp is sure — while agreement makes a shared edge crisper. Where both are unsure the
-result stays soft, and the best tier's band matting decides there.
+Each model's matte is read as the probability that a pixel is foreground. Adding two models'
+log-odds (a naive-Bayes product of the opinions) lets a confident model overrule an unsure one
+and makes a shared edge crisper; ``matte.decide`` uses it where the models agree and decides
+the regions where they disagree (adding log-odds there turns a sure "yes" against a sure "no"
+into grey). Averaging log-odds (``mean_log_odds``) is for one model's views of the same image,
+which are not independent evidence.
 
-Measured (no band matting, alphamatting-dev and its composites): IS-Net alone SAD 62.6, edge
-14.1; IS-Net + U²-Netp 52.4, 11.2. Averaging the mattes instead: 54.5, 13.0; the maximum
-(union): 38.7, 9.8 on this set, but it adds every false positive of either model (DAVIS IoU
-0.734 vs 0.765 for IS-Net alone), so it is not used. Fusing at the models' own resolution and
-upsampling once is as good as fusing two full-resolution mattes, and much cheaper.
+Measured (no band matting, alphamatting-dev and its composites), adding log-odds everywhere:
+IS-Net alone SAD 62.6, edge 14.1; IS-Net + U²-Netp 52.4, 11.2. Averaging the mattes instead:
+54.5, 13.0; the maximum (union): 38.7, 9.8 on this set, but it adds every false positive of
+either model (DAVIS IoU 0.734 vs 0.765 for IS-Net alone). Fusing at the models' own
+resolution and upsampling once is as good as fusing two full-resolution mattes, and cheaper.
 """
 
 from __future__ import annotations
