@@ -213,12 +213,13 @@ class CachedAlphacut:
         """The ``pipeline.Cutout`` of an RGB image at ``tier`` (see ``tier_switches``)."""
         from alphacut import pipeline
         from alphacut.api import picture_from
+        from alphacut.steps import Stages
 
         quality, switches = tier_switches(tier)
         opts = pipeline.Options(model=self.spec.name, quality=quality, decontaminate=decontaminate)
         with pipeline_switches(switches):
-            return pipeline.cut_out(picture_from(img), self.session, self.spec, opts,
-                                    helper=self.helper, views=self.views)
+            stages = Stages(self.session, self.spec, helper=self.helper, views=self.views)
+            return stages.cut_out(picture_from(img), opts)
 
 
 def alphacut_runner(model: str, tier: str, store):

@@ -155,8 +155,8 @@ class _ConstRunner:
 def test_both_tiers_weigh_the_second_opinion_and_say_when_it_is_missing() -> None:
     """IS-Net asks U2-Netp in both tiers: where IS-Net is unsure (0.45) the helper decides; when
     the helper cannot be had the tier runs alone and says so."""
-    from alphacut.pipeline import cut_out
     from alphacut.api import picture_from
+    from alphacut.steps import Stages
 
     picture = picture_from(subject_image(160, 120))
     main = _ConstRunner(np.full((1024, 1024), 0.45, np.float32))
@@ -171,13 +171,13 @@ def test_both_tiers_weigh_the_second_opinion_and_say_when_it_is_missing() -> Non
 
     none = lambda spec: []  # noqa: E731 - no second view: the helper alone is under test
     for quality in ("best", "fast"):
-        out = cut_out(picture, main, get_spec("isnet"), Options(model="isnet", quality=quality),
-                      helper=loader, views=none)
+        stages = Stages(main, get_spec("isnet"), helper=loader, views=none)
+        out = stages.cut_out(picture, Options(model="isnet", quality=quality))
         assert out.matte[60, 10] > 0.9 and out.matte[60, 150] < 0.1 and not out.warnings
     assert asked == ["isnet", "isnet"] and helper.calls == 2
 
-    alone = cut_out(picture, main, get_spec("isnet"), Options(model="isnet"),
-                    helper=lambda m: (None, "u2netp: offline"), views=none)
+    offline = Stages(main, get_spec("isnet"), helper=lambda m: (None, "u2netp: offline"), views=none)
+    alone = offline.cut_out(picture, Options(model="isnet"))
     assert alone.warnings == ["u2netp: offline"]
     assert 0.4 < alone.matte[60, 10] < 0.6 and 0.4 < alone.matte[60, 150] < 0.6
 
@@ -192,7 +192,7 @@ def test_best_tier_averages_the_models_second_view_and_fast_never_runs_it(monkey
 
     monkeypatch.setitem(second_opinion.VIEWS, "isnet", (768,))
     from alphacut.api import picture_from
-    from alphacut.pipeline import cut_out
+    from alphacut.steps import Stages
 
     picture = picture_from(subject_image(160, 120))
     main = _ConstRunner(np.full((1024, 1024), 0.5, np.float32))
@@ -206,11 +206,11 @@ def test_best_tier_averages_the_models_second_view_and_fast_never_runs_it(monkey
         return [(view, dataclasses.replace(spec, input_size=768))]
 
     no_helper = lambda m: (None, None)  # noqa: E731
-    out = cut_out(picture, main, get_spec("isnet"), Options(model="isnet", quality="best"),
-                  helper=no_helper, views=views)
+    stages = Stages(main, get_spec("isnet"), helper=no_helper, views=views)
+    out = stages.cut_out(picture, Options(model="isnet", quality="best"))
     assert asked == ["isnet"] and view.calls == 1 and main.calls == 1
     assert out.matte[60, 10] > 0.8 and out.matte[60, 150] < 0.2
-    fast = cut_out(picture, main, get_spec("isnet"), Options(model="isnet"), helper=no_helper, views=views)
+    fast = stages.cut_out(picture, Options(model="isnet"))
     assert asked == ["isnet"] and view.calls == 1  # the fast tier never runs it
     assert 0.4 < fast.matte[60, 10] < 0.6
 

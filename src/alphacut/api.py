@@ -17,11 +17,11 @@ from PIL import Image
 from . import pipeline
 from .errors import UsageError
 from .fsutil import atomic_write
-from .imageio.decode import Picture, read_input
+from .imageio.decode import Picture
 from .imageio.encode import OUTPUT_FORMATS, straight_rgba
 from .models.catalog import DEFAULT_MODEL, ModelSpec, get_spec
 from .pipeline import Cutout, Options, StageCallback
-from .second_opinion import helper_loader, view_loader
+from .steps import Stages, decode_source
 
 Source = str | Path | bytes | Image.Image | np.ndarray
 _OPTION_NAMES = {f.name for f in fields(Options)}
@@ -42,8 +42,7 @@ def picture_from(src: Source, *, name: str | None = None, options: Options | Non
         src = np.asarray(src.convert("RGBA" if "A" in src.getbands() else "RGB"))
     if isinstance(src, np.ndarray):
         return _picture_from_array(src, name or "<array>")
-    data, display = read_input(src, name=name)
-    return pipeline.decode_input(data, name=display, options=opts)
+    return decode_source(src, name=name, options=opts)
 
 
 def _picture_from_array(arr: np.ndarray, name: str) -> Picture:
@@ -139,6 +138,8 @@ class Remover:
         self._store = store
         self._download_progress = download_progress
         self._session: Any = None
+        #: the stage sequence over this Remover's session, loaded when the first model pass needs it
+        self.stages = Stages(None, self.spec, load=lambda: self.session, store=store)
         self._lock = threading.Lock()
 
     @property
@@ -169,22 +170,17 @@ class Remover:
         def load() -> None:
             try:
                 self.session
-                helper_loader(self._store)(self.spec.name)  # installed helpers only, never a download
+                self.stages.helper(self.spec.name)  # installed helpers only, never a download
             except Exception:  # noqa: BLE001 - the first real use raises it again, where it is seen
                 pass
 
         threading.Thread(target=load, name="alphacut-model-load", daemon=True).start()
 
     def process(self, picture: Picture, options: Options, *, on_stage: StageCallback = pipeline._noop) -> Cutout:
+        """A decoded picture → its cutout, through ``steps.Stages`` (refuses another model's options)."""
         if options.model != self.spec.name:
             raise UsageError(f"this Remover holds {self.spec.name!r}, not {options.model!r}")
-        session = self.session
-        cutout = pipeline.cut_out(picture, session, self.spec, options, on_stage=on_stage,
-                                  helper=helper_loader(self._store),
-                                  views=view_loader(self._store))
-        cutout.provider = getattr(session, "provider", "")
-        cutout.warnings.extend(getattr(session, "warnings", []))
-        return cutout
+        return self.stages.cut_out(picture, options, on_stage=on_stage)
 
     def remove(self, src: Source, *, name: str | None = None, **options: Any) -> Result:
         opts = make_options(Options(model=self.spec.name), **options)

@@ -11,6 +11,7 @@ import sys
 import time
 import zipfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from .imageio.encode import EXTENSIONS, OUTPUT_FORMATS
 from .inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
 from .models.catalog import CATALOG, DEFAULT_MODEL
 from .pipeline import Options
+from .steps import Readable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -317,28 +319,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _process(remover: Any, task: Task, options: Options) -> Path | None:
-    from .api import Result, picture_from
-
-    item = task.item
-    if item.problem is not None:
-        raise item.error()
-    if item.is_stdin:
-        picture = picture_from(sys.stdin.buffer.read(), name=item.name, options=options)
-    elif item.archive is not None:
-        with zipfile.ZipFile(item.archive) as zf:
-            picture = picture_from(zf.read(item.member), name=item.name, options=options)  # type: ignore[arg-type]
-    else:
-        if item.path is None or not item.path.exists():
-            raise InputNotFoundError("no such file", path=item.name)
-        picture = picture_from(item.path, options=options)
-    result = Result(remover.process(picture, options))
-    del picture  # the cutout holds what it needs; a 200 MP original is 600 MB
-    data = result.encode()
+    """One input through the stage sequence (``steps.Stages.run``), then to its file or stdout."""
+    source, name = _source(task.item)
+    _, data = remover.stages.run(source, name=name, options=options)
     if task.output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return None
     return atomic_write(task.output, data)
+
+
+def _source(item: Item) -> tuple[Readable, str | None]:
+    """What to read for an item, and the name to show (None: the path's own). Stdin and ZIP
+    members are read when decoding starts, so their bytes are let go once decoded."""
+    if item.problem is not None:
+        raise item.error()
+    if item.is_stdin:
+        return sys.stdin.buffer.read, item.name
+    if item.archive is not None:
+        return partial(_read_member, item.archive, item.member), item.name  # type: ignore[arg-type]
+    if item.path is None or not item.path.exists():
+        raise InputNotFoundError("no such file", path=item.name)
+    return item.path, None
+
+
+def _read_member(archive: Path, member: str) -> bytes:
+    with zipfile.ZipFile(archive) as zf:
+        return zf.read(member)
 
 
 def _download_progress():

@@ -2,10 +2,10 @@
 
 bytes ─► sniff/decode ─► plan ─► predict ─► upsample ─► (refine) ─► decontaminate ─► compose ─► encode ─► verify
 
-Each stage is a small function over plain data. The library, the CLI and the web server call
-``cut_out`` (pixels in memory) and ``render`` (verified bytes); the job engine's workers call
-its two halves, ``infer`` (the model passes) and ``finish`` (the full-resolution work), on two
-threads, so one image is finished and encoded while the next one is inferred.
+Each stage is a small function over plain data. Their order, and the bookkeeping around them
+(provider, warnings, helper models, timings), lives in one place: ``steps.Stages``, which the
+library, the CLI and the job engine's workers run (the workers its halves, ``infer`` and
+``finish`` + ``render``, on two threads, so one image is finished while the next is inferred).
 Stage names reported through ``on_stage`` are the job state machine's stage names.
 """
 
@@ -148,16 +148,6 @@ class Inferred:
     #: a second model's opinion was weighed in (``matte.decide``): its regions are decided, and
     #: the best tier's band matting refines their edges without re-deciding them
     decided: bool = False
-
-
-def cut_out(picture: Picture, session: Runner, spec: ModelSpec, options: Options, *,
-            on_stage: StageCallback = _noop, helper: HelperLoader | None = None,
-            views: ViewLoader | None = None) -> Cutout:
-    """Matte and foreground for a decoded picture (the inference and refinement stages).
-    ``helper`` finds the best tier's second-opinion model and ``views`` its extra views of the
-    chosen model (default for both: the user's model store)."""
-    return finish(infer(picture, session, spec, options, on_stage=on_stage, helper=helper, views=views),
-                  on_stage=on_stage)
 
 
 def infer(

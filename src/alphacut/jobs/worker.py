@@ -2,9 +2,10 @@
 
 A worker loads one ``ModelSession`` and then runs jobs sent by the engine over a pipe. With
 ``pipelined`` set it keeps three threads busy on three different jobs — one decoding (and
-reading the file), one running the model (``pipeline.infer``), one finishing the matte at full
-resolution (``pipeline.finish``), encoding, verifying and writing — so everything but the model
-pass of one image overlaps the inference of the next. ONNX
+reading the file), one running the model (``Stages.infer``), one finishing the matte at full
+resolution (``Stages.finish``), encoding, verifying and writing — so everything but the model
+pass of one image overlaps the inference of the next. The stages, their order, provider,
+warnings and timings are ``steps.Stages``'s; this module adds only the threads and the pipe. ONNX
 Runtime, OpenCV, zlib and Pillow's codecs release the GIL, so these threads really overlap.
 
 Messages to the parent (one pipe, sent under a lock, so they arrive in order):
@@ -128,21 +129,13 @@ class _Worker:
     # --- the three steps ------------------------------------------------------------------
 
     def decode(self, task: dict[str, Any]) -> dict[str, Any]:
-        from .. import pipeline
-        from ..imageio.decode import read_input
-
         jid = task["id"]
-        self.send(("stage", jid, "decoding", 0.0))
-        t = time.perf_counter()
-        data, _ = read_input(task["source"], name=task["name"])
-        task["source"] = None
-        task["picture"] = pipeline.decode_input(data, name=task["name"], options=task["options"])
-        task["timings"] = {"decode": time.perf_counter() - t}
+        source = task.pop("source")  # let go of the bytes once decoded
+        task["decoded"] = self.stages.decode(source, name=task["name"], options=task["options"],
+                                             on_stage=lambda stage, fraction: self.send(("stage", jid, stage, fraction)))
         return task
 
     def infer(self, task: dict[str, Any]) -> dict[str, Any]:
-        from .. import pipeline
-
         jid = task["id"]
         fault = self.faults.get(PurePath(task["name"]).name)
         self.send(("stage", jid, "inferring", 0.0))
@@ -155,39 +148,34 @@ class _Worker:
         # only the model passes here: the full-resolution work runs on the encoding thread
         # (``encode``), beside the next image's inference — on a GPU while the device infers;
         # on 2 CPU cores it measured even (docs/speed.md, "Batches")
-        task["inferred"] = pipeline.infer(task.pop("picture"), self.session, self.spec, task["options"],
-                                          on_stage=on_stage)
+        task["inferred"] = self.stages.infer(task.pop("decoded"), task["options"], on_stage=on_stage)
         return task
 
     def encode(self, task: dict[str, Any]) -> None:
-        from .. import pipeline
         from ..errors import OutputError
         from ..fsutil import atomic_write, same_file
+        from ..steps import timed
 
         jid = task["id"]
 
         def on_stage(stage: str, fraction: float) -> None:
             self.send(("stage", jid, stage, fraction))
 
-        cutout = pipeline.finish(task.pop("inferred"), on_stage=on_stage)
-        cutout.provider = self.session.provider
-        cutout.warnings.extend(self.session.warnings)
-        data = pipeline.render(cutout, task["options"], name=task["name"], on_stage=on_stage)
-        t = time.perf_counter()
-        out = Path(task["output"])
-        if task.get("input_path") and same_file(out, task["input_path"]):
-            raise OutputError("the output would overwrite the input; refusing", path=out)
-        atomic_write(out, data)
-        if self.artifacts is not None:
-            save_artifacts(self.artifacts / jid, cutout, task["name"])
-        timings = dict(task["timings"])
-        timings.update(cutout.timings)
-        timings["write"] = time.perf_counter() - t
+        cutout = self.stages.finish(task.pop("inferred"), on_stage=on_stage)
+        data = self.stages.render(cutout, task["options"], name=task["name"], on_stage=on_stage)
+        timings = cutout.timings  # decode, the model passes, finish, encode, verify: the stages'
+        with timed(timings, "write"):
+            out = Path(task["output"])
+            if task.get("input_path") and same_file(out, task["input_path"]):
+                raise OutputError("the output would overwrite the input; refusing", path=out)
+            atomic_write(out, data)
+            if self.artifacts is not None:
+                save_artifacts(self.artifacts / jid, cutout, task["name"])
         self.send(("done", jid, {
             "output": str(out),
             "sha256": hashlib.sha256(data).hexdigest(),
             "bytes": len(data),
-            "timings": timings,
+            "timings": dict(timings),
             "provider": cutout.provider,
             "warnings": list(dict.fromkeys(cutout.warnings)),
         }))
@@ -219,12 +207,15 @@ class _Worker:
     def run(self) -> None:
         from ..models.catalog import get_spec
         from ..models.session import ModelSession
+        from ..steps import Stages
 
         cfg = self.cfg
         try:
             self.spec = get_spec(cfg["model"])
             self.session = ModelSession(cfg["model_path"], cpu_path=cfg.get("cpu_model_path"),
                                         providers=cfg.get("providers"), threads=cfg.get("threads"))
+            #: the one stage sequence, run here in halves on the threads below
+            self.stages = Stages(self.session, self.spec)
         except BaseException as exc:  # noqa: BLE001
             code, reason = _plain_reason(exc)
             self.send(("fatal", code, reason))
