@@ -16,7 +16,7 @@ Gross-failure accounting (``--sets``: instead of the run above; rembg in its own
 Data: ``<repo>/../shared/eval``; a set whose folder is absent is skipped cleanly.
 Models: alphacut's model store (``ALPHACUT_HOME`` or the user cache); ``--model-dir DIR`` imports
 ``DIR/<name>.onnx`` into a temporary store first. Every model pass goes through
-``raw_cache.CachedRunner`` (the main model, the best tier's second view and second opinion):
+``raw_cache.CachedRunner`` (the main model and its second opinion):
 a rerun skips them and still runs everything after them (upsampling, the best tier's band
 matting) for real.
 
@@ -152,12 +152,11 @@ def composite_metrics(ah, Fh, a, F, N) -> tuple[float, float]:
 # --- the contestants: each maps an RGB uint8 image to (alpha float32 0..1, colours uint8) ----
 
 def tier_switches(tier: str) -> tuple[str, dict[str, bool]]:
-    """``tier``: fast, best, or best with ``-nocrop`` (no second pass on a small subject's crop),
-    ``-solo`` (no second model's opinion) and/or ``-noview`` (no second input size) appended:
-    the quality and the ``pipeline`` switches it sets."""
+    """``tier``: fast, best, or either with ``-solo`` (no second model's opinion) and/or, for
+    best, ``-nocrop`` (no second pass on a small subject's crop) appended: the quality and the
+    ``pipeline`` switches it sets."""
     quality, *off = tier.split("-")
-    return quality, {"SUBJECT_CROP_PASS": "nocrop" not in off, "SECOND_OPINION": "solo" not in off,
-                     "SECOND_VIEW": "noview" not in off}
+    return quality, {"SUBJECT_CROP_PASS": "nocrop" not in off, "SECOND_OPINION": "solo" not in off}
 
 
 @contextmanager
@@ -183,31 +182,25 @@ def cached(session: Any, spec: Any) -> Any:
 
 
 class CachedAlphacut:
-    """alphacut's pipeline for one model with every session it runs (the model, the best
-    tier's second view and its second opinion) wrapped in ``raw_cache.CachedRunner``: a rerun
+    """alphacut's pipeline for one model with every session it runs (the model and its second
+    opinion) wrapped in ``raw_cache.CachedRunner``: a rerun
     skips the model passes and still runs everything after them for real."""
 
     def __init__(self, model: str, store: Any) -> None:
         from alphacut.models.catalog import get_spec
         from alphacut.models.session import open_session
-        from alphacut.second_opinion import helper_loader, view_loader
+        from alphacut.second_opinion import helper_loader
 
         self.spec = get_spec(model)
         self.session = cached(open_session(store, model), self.spec)
-        self._helper_loader, self._view_loader = helper_loader(store), view_loader(store)
+        self._helper_loader = helper_loader(store)
         self._helpers: dict[str, Any] = {}
-        self._views: dict[str, list[Any]] = {}
 
     def helper(self, model: str) -> tuple[Any, str | None]:
         if model not in self._helpers:
             found, why = self._helper_loader(model)
             self._helpers[model] = ((cached(found[0], found[1]), found[1]) if found else None, why)
         return self._helpers[model]
-
-    def views(self, spec: Any) -> list[Any]:
-        if spec.name not in self._views:
-            self._views[spec.name] = [(cached(s, sp), sp) for s, sp in self._view_loader(spec)]
-        return self._views[spec.name]
 
     def cut(self, img: np.ndarray, tier: str, *, decontaminate: bool = True) -> Any:
         """The ``pipeline.Cutout`` of an RGB image at ``tier`` (see ``tier_switches``)."""
@@ -218,7 +211,7 @@ class CachedAlphacut:
         quality, switches = tier_switches(tier)
         opts = pipeline.Options(model=self.spec.name, quality=quality, decontaminate=decontaminate)
         with pipeline_switches(switches):
-            stages = Stages(self.session, self.spec, helper=self.helper, views=self.views)
+            stages = Stages(self.session, self.spec, helper=self.helper)
             return stages.cut_out(picture_from(img), opts)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alphacut.matte.decontaminate import estimate_foreground
-from alphacut.matte.fuse import fuse_mattes, mean_log_odds
+from alphacut.matte.fuse import fuse_mattes
 from alphacut.matte.refine import crop_pass_gain, make_trimap, paste_crop_matte, refine_matte, subject_crop_box
 from alphacut.matte.upsample import upsample_matte
 
@@ -232,18 +232,6 @@ def test_fuse_mattes_confident_model_overrules_an_unsure_one():
     # agreement sharpens, disagreement of equal strength stays undecided
     assert fuse_mattes(np.float32([[0.8]]), np.float32([[0.8]]))[0, 0] > 0.9
     assert fuse_mattes(np.float32([[0.8]]), np.float32([[0.2]]))[0, 0] == pytest.approx(0.5, abs=1e-5)
-
-
-def test_mean_log_odds_averages_views_and_does_not_sharpen_agreement() -> None:
-    """Two views of one model: agreement keeps the shared value (it is not counted twice, as
-    fusing two models would), disagreement meets in log-odds; other shapes are resized."""
-    a = np.full((8, 8), 0.9, np.float32)
-    same = mean_log_odds([a, a.copy()])
-    assert np.allclose(same, 0.9, atol=1e-5)
-    assert fuse_mattes(a, a)[0, 0] > 0.98  # what a second *model* agreeing does
-    b = np.full((4, 4), 0.1, np.float32)
-    mixed = mean_log_odds([a, b])
-    assert mixed.shape == (8, 8) and np.allclose(mixed, 0.5, atol=1e-5)
 
 
 def test_trimap_leaves_a_decided_plateau_alone():

@@ -139,20 +139,13 @@ def test_isnet_copy_matches_the_float16_file(isnet) -> None:  # noqa: ANN001 - f
     assert np.abs(fp16 - fp32).max() < 2e-3
 
 
-def test_view_file_is_the_cpu_copy_with_an_open_input_size_and_goes_with_rm(
+def test_open_size_copies_left_by_earlier_versions_go_with_rm(
         home: Path, registered: list[str]) -> None:  # noqa: F811
-    """The best tier's second view: built from the CPU copy (no float16 left), declared with an
-    open height and width, built once, and removed with the model."""
-    import onnx
-
+    """Versions before the decided fusion built ``<stem>.768.onnx`` for the best tier's second
+    view; nothing builds them now, but ``rm`` still clears them with their model."""
     store, name = _store_with_fp16_model(home, registered)
-    view = store.view_file(name, 12)
-    assert view is not None and view.name == "test-fp16.12.onnx" and not variants.has_float16_tensors(view)
-    dims = onnx.load(str(view)).graph.input[0].type.tensor_type.shape.dim
-    assert not dims[2].HasField("dim_value") and not dims[3].HasField("dim_value")
-    first = view.stat().st_mtime_ns
-    assert store.view_file(name, 12) == view and view.stat().st_mtime_ns == first, "cached, not rebuilt"
-    x = np.random.default_rng(3).random((1, 3, 12, 12), np.float32)
-    assert np.abs(_run(view, x) - _run(store.cpu_file(name), x)).max() < 1e-6
+    assert store.cpu_file(name) is not None
+    leftover = store.dir / "test-fp16.768.onnx"
+    leftover.write_bytes(store.cpu_file(name).read_bytes())
     store.rm(name)
-    assert not view.exists()
+    assert not leftover.exists()

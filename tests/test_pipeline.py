@@ -169,72 +169,16 @@ def test_both_tiers_weigh_the_second_opinion_and_say_when_it_is_missing() -> Non
         asked.append(model)
         return (helper, get_spec("u2netp")), None
 
-    none = lambda spec: []  # noqa: E731 - no second view: the helper alone is under test
     for quality in ("best", "fast"):
-        stages = Stages(main, get_spec("isnet"), helper=loader, views=none)
+        stages = Stages(main, get_spec("isnet"), helper=loader)
         out = stages.cut_out(picture, Options(model="isnet", quality=quality))
         assert out.matte[60, 10] > 0.9 and out.matte[60, 150] < 0.1 and not out.warnings
     assert asked == ["isnet", "isnet"] and helper.calls == 2
 
-    offline = Stages(main, get_spec("isnet"), helper=lambda m: (None, "u2netp: offline"), views=none)
+    offline = Stages(main, get_spec("isnet"), helper=lambda m: (None, "u2netp: offline"))
     alone = offline.cut_out(picture, Options(model="isnet"))
     assert alone.warnings == ["u2netp: offline"]
     assert 0.4 < alone.matte[60, 10] < 0.6 and 0.4 < alone.matte[60, 150] < 0.6
-
-
-def test_best_tier_averages_the_models_second_view_and_fast_never_runs_it(monkeypatch) -> None:  # noqa: ANN001
-    """A model assigned a second view (none is today: ``second_opinion.VIEWS``) runs it in the
-    best tier: the two views' log-odds are averaged (one opinion), so a view that is sure of
-    the left half pulls an unsure first pass its way."""
-    import dataclasses
-
-    from alphacut import second_opinion
-
-    monkeypatch.setitem(second_opinion.VIEWS, "isnet", (768,))
-    from alphacut.api import picture_from
-    from alphacut.steps import Stages
-
-    picture = picture_from(subject_image(160, 120))
-    main = _ConstRunner(np.full((1024, 1024), 0.5, np.float32))
-    left = np.full((768, 768), 0.02, np.float32)
-    left[:, :384] = 0.98
-    view = _ConstRunner(left)
-    asked: list[str] = []
-
-    def views(spec):  # noqa: ANN001, ANN202
-        asked.append(spec.name)
-        return [(view, dataclasses.replace(spec, input_size=768))]
-
-    no_helper = lambda m: (None, None)  # noqa: E731
-    stages = Stages(main, get_spec("isnet"), helper=no_helper, views=views)
-    out = stages.cut_out(picture, Options(model="isnet", quality="best"))
-    assert asked == ["isnet"] and view.calls == 1 and main.calls == 1
-    assert out.matte[60, 10] > 0.8 and out.matte[60, 150] < 0.2
-    fast = stages.cut_out(picture, Options(model="isnet"))
-    assert asked == ["isnet"] and view.calls == 1  # the fast tier never runs it
-    assert 0.4 < fast.matte[60, 10] < 0.6
-
-
-def test_second_view_file_runs_isnet_at_768_and_agrees_with_1024(store) -> None:  # noqa: ANN001
-    """The store's 768² copy of IS-Net is the same network: on a real photo its matte agrees
-    with the 1024² pass."""
-    import dataclasses
-
-    from alphacut.matte.predict import predict_matte
-    from alphacut.models.session import ModelSession, open_session
-
-    path = store.view_file("isnet", 768)
-    assert path is not None and path.is_file()
-    assert store.view_file("isnet", 768) == path  # built once, then reused
-    photo = subject_image(400, 300, seed=3)
-    spec = get_spec("isnet")
-    small = predict_matte(ModelSession(path), photo, dataclasses.replace(spec, input_size=768))
-    big = predict_matte(open_session(store, "isnet"), photo, spec)
-    assert small.shape == (768, 768) and big.shape == (1024, 1024)
-    import cv2
-
-    a, b = cv2.resize(small, (1024, 1024)) > 0.5, big > 0.5
-    assert (a & b).sum() / max(1, (a | b).sum()) > 0.8
 
 
 def test_preload_loads_an_installed_model_in_the_background(store, tmp_path: Path) -> None:  # noqa: ANN001

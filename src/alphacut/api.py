@@ -159,8 +159,9 @@ class Remover:
     def preload(self) -> None:
         """Start loading the session on a background thread, so the caller can decode its
         first image meanwhile (``session`` waits for the load): a 12 MP photo's decode hides
-        under IS-Net's ~0.7 s load. The second opinion's model, when installed, loads there too. Only when the model is installed: a download shows its
-        progress, and any error, on first use in the caller's thread."""
+        under IS-Net's ~0.7 s load; the second opinion's model, when installed, loads there
+        too. Only when the model is installed: a download shows its progress, and any error,
+        on first use in the caller's thread."""
         from .models.store import ModelStore
 
         info = (self._store or ModelStore()).info(self.spec.name)

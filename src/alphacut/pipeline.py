@@ -25,11 +25,10 @@ from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, 
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
 from .matte.decide import decide_mattes
-from .matte.fuse import mean_log_odds
 from .matte.predict import Runner, predict_matte
 from .matte.upsample import to_unit_float, upsample_matte
 from .models.catalog import DEFAULT_MODEL, ModelSpec
-from .second_opinion import Helper, HelperLoader, ViewLoader
+from .second_opinion import Helper, HelperLoader
 
 Quality = Literal["fast", "best"]
 StageCallback = Callable[[str, float], None]
@@ -42,9 +41,6 @@ SUBJECT_CROP_PASS = True
 #: both tiers: weigh a second model's matte against the chosen model's (see second_opinion
 #: and matte.decide)
 SECOND_OPINION = True
-#: best tier: run the chosen model at its other input sizes too, where any are assigned
-#: (second_opinion.VIEWS: none today)
-SECOND_VIEW = True
 #: above this many pixels the Cutout keeps the decontaminated colour only, not the original too
 RELEASE_ORIGINAL_PIXELS = 64_000_000
 #: up to this many pixels the RGBA output is built once and shared by the encoder and the
@@ -158,24 +154,19 @@ def infer(
     *,
     on_stage: StageCallback = _noop,
     helper: HelperLoader | None = None,
-    views: ViewLoader | None = None,
 ) -> Inferred:
     """Every model pass a cutout needs: the whole picture with the chosen model and its second
-    opinion (plus, in the best tier, any extra views of the chosen model) and, in the best tier, a
-    crop around a small subject."""
+    opinion and, in the best tier, a crop around a small subject."""
     timings: dict[str, float] = {}
     warnings: list[str] = []
     if options.color == "srgb":
         picture = to_srgb(picture)
 
     second = _second_opinion(spec, helper, warnings) if SECOND_OPINION else None
-    extra = _views(spec, views) if options.quality == "best" and SECOND_VIEW else []
 
     def run_models(rgb: np.ndarray) -> np.ndarray:
         small = plan_inference_image(rgb)
         coarse = predict_matte(session, small, spec)
-        if extra:  # one model's views are one opinion: their log-odds averaged
-            coarse = mean_log_odds([coarse] + [predict_matte(r, small, s) for r, s in extra])
         if second is not None:  # decided where the models are: at the chosen model's resolution
             coarse = decide_mattes(coarse, predict_matte(second[0], small, second[1]), small)
         return coarse
@@ -256,13 +247,6 @@ def _second_opinion(spec: ModelSpec, helper: HelperLoader | None, warnings: list
     if why:
         warnings.append(why)
     return found
-
-
-def _views(spec: ModelSpec, views: ViewLoader | None) -> list[Helper]:
-    """The best tier's extra views of the chosen model (``second_opinion.VIEWS``)."""
-    from .second_opinion import VIEWS, view_loader
-
-    return (views or view_loader())(spec) if spec.name in VIEWS else []
 
 
 def _crop_gain(spec: ModelSpec, shape: tuple[int, ...], box: tuple[int, int, int, int]) -> float:

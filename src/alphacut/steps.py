@@ -2,9 +2,9 @@
 
 The library (``api.Remover``), the single-file CLI and the job engine's workers all run
 ``Stages``; the frame loop (video) and Ray actors are meant to run it too. It owns what every
-caller would otherwise repeat: the order of the stages, where the second opinion's helper and
-the extra views come from (the model store), the session's provider and warnings attached to
-each cutout, and the timings. The pixel work itself stays in ``pipeline``.
+caller would otherwise repeat: the order of the stages, where the second opinion's helper
+comes from (the model store), the session's provider and warnings attached to each cutout,
+and the timings. The pixel work itself stays in ``pipeline``.
 
 Two ways in:
 
@@ -28,7 +28,7 @@ from .imageio.decode import Picture, read_input
 from .matte.predict import Runner
 from .models.catalog import ModelSpec
 from .pipeline import Cutout, Inferred, Options, StageCallback
-from .second_opinion import HelperLoader, ViewLoader, helper_loader, view_loader
+from .second_opinion import HelperLoader, helper_loader
 
 __all__ = ["Decoded", "Readable", "Stages", "decode_source", "timed"]
 
@@ -68,19 +68,18 @@ class Stages:
 
     ``session`` is the loaded model, or None with ``load`` to fetch it when the first model
     pass needs it (the library and the CLI: a file that cannot be decoded is reported as such
-    before the model loads). ``helper`` and ``views`` default to loaders over ``store``
+    before the model loads). ``helper`` defaults to a loader over ``store``
     (default: the user's model store); tests and benches pass their own.
     """
 
     def __init__(self, session: Runner | None, spec: ModelSpec, *, load: Callable[[], Runner] | None = None,
-                 store: Any = None, helper: HelperLoader | None = None, views: ViewLoader | None = None) -> None:
+                 store: Any = None, helper: HelperLoader | None = None) -> None:
         if session is None and load is None:
             raise ValueError("Stages needs a session or a way to load one")
         self._session = session
         self._load = load
         self.spec = spec
         self.helper: HelperLoader = helper or helper_loader(store)
-        self.views: ViewLoader = views or view_loader(store)
 
     @property
     def session(self) -> Runner:
@@ -105,10 +104,10 @@ class Stages:
 
     def infer(self, decoded: Decoded, options: Options, *,
               on_stage: StageCallback = pipeline._noop) -> Inferred:
-        """Every model pass (``pipeline.infer``) with this model's helper and views; the
+        """Every model pass (``pipeline.infer``) with this model's helper; the
         decode's time travels on with the result."""
         inferred = pipeline.infer(decoded.picture, self.session, self.spec, options, on_stage=on_stage,
-                                  helper=self.helper, views=self.views)
+                                  helper=self.helper)
         inferred.timings = {**decoded.timings, **inferred.timings}
         return inferred
 

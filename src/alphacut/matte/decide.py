@@ -43,7 +43,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .fuse import fuse_mattes, logit
+from .fuse import logit, sigmoid
 
 __all__ = ["decide_mattes"]
 
@@ -78,8 +78,8 @@ def decide_mattes(primary: np.ndarray, other: np.ndarray, image: np.ndarray | No
     h, w = primary.shape
     if other.shape != (h, w):
         other = cv2.resize(np.asarray(other, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    fused = fuse_mattes(primary, other)  # where they agree: the two opinions' log-odds added
-    za = logit(primary)
+    za, zb = logit(primary), logit(other)
+    fused = sigmoid(za + zb)  # where they agree: the two opinions' log-odds added (fuse_mattes)
     sure = np.abs(za) > KEEP_LOGIT
     fused[sure] = primary[sure]
 
@@ -92,7 +92,6 @@ def decide_mattes(primary: np.ndarray, other: np.ndarray, image: np.ndarray | No
     n, labels, stats, _ = cv2.connectedComponentsWithStats(disagree, connectivity=8)
     regions = np.unique(labels[core > 0])
     regions = regions[regions > 0]
-    zb = logit(other)
     flat = labels.ravel()
     area = np.bincount(flat, minlength=n).astype(np.float64)
     # in a disagreement region one model says yes and the other no: the "no" counts NO_WEIGHT

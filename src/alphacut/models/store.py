@@ -8,8 +8,9 @@ Layout under ``<home>/models/`` (home = ``ALPHACUT_HOME`` or the user cache dir)
     recorded.json          {name: {sha256, size, source}}: hashes of first downloads for models
                            whose upstream publishes none; later downloads must match them
     <stem>.fp32.onnx       float32 copies of float16 models, for CPU providers (models.variants)
-    <stem>.<size>.onnx     the CPU file declared for a size² input: a best-tier extra view
-    derived.json           {name or name@size: {source, converter, size, mtime_ns}}: what each
+    <stem>.<size>.onnx     left by versions before the decided fusion (the best tier's 768² view);
+                           nothing builds them now, ``rm`` removes them with the model
+    derived.json           {name: {source, converter, size, mtime_ns}}: what each
                            copy was built from, so a changed source or converter rebuilds it
     .staging/              downloads in progress (``*.part`` files are resumed)
     .locks/                one fcntl lock per model, so two processes never pull it together
@@ -264,26 +265,9 @@ class ModelStore:
         return self._derived(spec.name, dest, want, lambda: float32_copy(source, dest),
                              f"the float32 CPU copy of {spec.name}; running the float16 file")
 
-    def view_file(self, name: str, size: int) -> Path | None:
-        """A copy of the file CPU providers run for ``name`` (``cpu_file`` or the installed
-        file), declared for a ``size``² input: the best tier's second view of the image
-        (``second_opinion.VIEWS``). Built on first use, rebuilt when its source changes; None
-        when it cannot be built."""
-        spec = get_spec(name)
-        source = self.cpu_file(name) or self._file(spec)
-        if not source.is_file():
-            return None
-        dest = self.dir / f"{Path(spec.filename).stem}.{int(size)}.onnx"
-        src = source.stat()
-        from .variants import CONVERTER_VERSION, resized_copy
-
-        want = {"source_size": src.st_size, "source_mtime_ns": src.st_mtime_ns, "converter": CONVERTER_VERSION}
-        return self._derived(f"{spec.name}@{int(size)}", dest, want, lambda: resized_copy(source, dest, size),
-                             f"the {int(size)} px view of {spec.name}")
-
     def _derived(self, key: str, dest: Path, want: dict[str, Any], build: Callable[[], None],
                  what: str) -> Path | None:
-        """A file derived from an installed model (``cpu_file``, ``view_file``): ``dest`` when
+        """A file derived from an installed model (``cpu_file``): ``dest`` when
         ``derived.json`` says it was built from what ``want`` describes and it is unchanged on
         disk; otherwise built once (under the store's lock) and recorded. None, with a logged
         warning, when it cannot be built — the caller runs without it."""
@@ -416,7 +400,9 @@ class ModelStore:
             self._cpu_copy(spec).unlink(missing_ok=True)
             self._update_state("derived.json", spec.name, None)
             stem = Path(spec.filename).stem
-            for view in self.dir.glob(f"{stem}.[0-9]*.onnx"):  # the best tier's second views
+            # open-size copies (``<stem>.768.onnx``) that versions before the decided fusion
+            # built for the best tier's second view: nothing builds them now, rm still clears them
+            for view in self.dir.glob(f"{stem}.[0-9]*.onnx"):
                 view.unlink(missing_ok=True)
                 self._update_state("derived.json", f"{spec.name}@{view.name[len(stem) + 1:-5]}", None)
             (self.dir / ".staging" / (spec.filename + ".part")).unlink(missing_ok=True)

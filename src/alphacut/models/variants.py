@@ -22,7 +22,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["CONVERTER_VERSION", "float32_copy", "has_float16_tensors", "resized_copy"]
+__all__ = ["CONVERTER_VERSION", "float32_copy", "has_float16_tensors"]
 
 #: bump when the rewrite changes, so every cached copy is rebuilt
 CONVERTER_VERSION = 1
@@ -52,26 +52,6 @@ def float32_copy(source: Path, dest: Path) -> None:
     for info in [*graph.value_info, *graph.input, *graph.output]:
         if info.type.tensor_type.elem_type == TensorProto.FLOAT16:
             info.type.tensor_type.elem_type = TensorProto.FLOAT
-    _save_atomically(model, dest)
-
-
-def resized_copy(source: Path, dest: Path, size: int) -> None:
-    """Write ``dest``: ``source`` with the input's and 4-D outputs' height and width left open,
-    for the ``size``² input of the best tier's second view (``second_opinion.VIEWS``).
-
-    Why: IS-Net's ONNX files declare a fixed 1024² input. The network is fully convolutional (its
-    upsampling follows the tensors' own shapes), so only the input's and outputs' declarations
-    change (declaring them 768² fails ONNX Runtime's shape checks against the declared inner
-    shapes; leaving them open does not). Written atomically.
-    """
-    import onnx
-
-    model = onnx.load(str(source))
-    graph = model.graph
-    for info in [*graph.input, *graph.output]:
-        dims = info.type.tensor_type.shape.dim
-        if len(dims) == 4:
-            dims[2].dim_param, dims[3].dim_param = "height", "width"
     _save_atomically(model, dest)
 
 
