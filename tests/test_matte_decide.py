@@ -42,17 +42,21 @@ def test_a_ghost_body_part_attached_to_the_subject_is_decided_opaque() -> None:
     assert out[~(head | body)].max() <= 0.01
 
 
-def test_a_detached_island_needs_a_sure_claim_to_be_kept() -> None:
-    """A region only the helper sees, detached from the subject, against the primary's sure
-    "no": kept when the helper is sure of it (a second flower the primary missed: misses are
-    commoner than inventions), left out when the helper is only leaning (alpha 0.75)."""
+def test_a_detached_island_is_kept_against_a_doubtful_no_not_against_a_sure_one() -> None:
+    """A region only the helper sees, detached from the subject. Against the primary's faint
+    "no" (0.05: it half saw it, a second flower) the helper's sure "yes" keeps it: misses are
+    commoner than inventions. Against the primary's sure "no" (1e-4: a reflection in the lake,
+    a crowd behind the dancer) it stays out, and so does a claim the helper is only leaning to."""
     subject = _disc(256, (80, 80), 40)
     island = _disc(256, (190, 190), 40)
+    helper = np.where(subject | island, np.float32(0.999), SURE_BG)
+    faint = decide_mattes(np.where(subject, SURE_FG, np.where(island, GHOST, SURE_BG)), helper)
+    assert faint[island].min() > 0.99 and faint[subject].min() > 0.99
     primary = np.where(subject, SURE_FG, SURE_BG)
-    sure = decide_mattes(primary, np.where(subject | island, np.float32(0.999), SURE_BG))
-    assert sure[island].min() > 0.99 and sure[subject].min() > 0.99
+    sure = decide_mattes(primary, helper)
+    assert sure[island].max() <= 0.01 and sure[subject].min() > 0.99
     leaning = decide_mattes(primary, np.where(subject, SURE_FG, np.where(island, np.float32(0.75), SURE_BG)))
-    assert leaning[island].max() <= 0.01 and leaning[subject].min() > 0.99
+    assert leaning[island].max() <= 0.01
 
 
 def test_edge_slivers_follow_the_primary_and_soft_values_survive() -> None:
