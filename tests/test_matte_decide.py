@@ -104,3 +104,13 @@ def test_the_photos_edges_decide_a_claim_the_models_leave_open() -> None:
     # the same patch painted red (the disc's colour, no edge between them) is kept
     image[patch] = (210, 40, 30)
     assert decide_mattes(primary, helper, image)[patch].mean() > 0.7
+
+
+def test_a_model_that_saw_no_subject_has_no_say() -> None:
+    """A rock with a climber the primary sees (0.8) where the helper found nothing at all (its
+    min-max normalised frame reads 0 everywhere): that blanket "no" is no judgement, and the
+    cutout is not left empty."""
+    rock = _disc(256, (100, 160), 90)
+    primary = np.where(rock, np.float32(0.8), SURE_BG)
+    out = decide_mattes(primary, np.zeros((80, 80), np.float32))
+    assert out[rock].min() >= 0.79 and out[~rock].max() <= 0.01

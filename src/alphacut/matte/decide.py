@@ -65,6 +65,10 @@ NO_WEIGHT = 0.5
 TIE_BREAK = 1.0
 #: weight of the edge vote (log-ratio of gradients along the region's two borders, ±2)
 EDGE_WEIGHT = 1.0
+#: a model whose foreground covers less of the frame than this saw no subject at all: its "no"
+#: is the absence of an opinion (U²-Netp's output is min-max normalised, so when it finds
+#: nothing its whole frame reads as a sure "no"), and it does not count
+SAW_NOTHING = 0.002
 #: the edge may lie this many model pixels off the models' contour
 EDGE_REACH = 2
 #: weight of the connectivity vote, in log-odds: +1 for a region wholly bordered by the agreed
@@ -99,8 +103,8 @@ def decide_mattes(primary: np.ndarray, other: np.ndarray, image: np.ndarray | No
     # in a disagreement region one model says yes and the other no: the "yes" is clipped at
     # VOTE_CLIP, the "no" counts NO_WEIGHT of its full log-odds
     yes_no = np.minimum(za, np.float32(VOTE_CLIP)), np.minimum(zb, np.float32(VOTE_CLIP))
-    yes_no[0][~fa] *= np.float32(NO_WEIGHT)
-    yes_no[1][~fb] *= np.float32(NO_WEIGHT)
+    yes_no[0][~fa] *= np.float32(_no_weight(fa))
+    yes_no[1][~fb] *= np.float32(_no_weight(fb))
     votes = yes_no[0] + yes_no[1]
     model_vote = np.bincount(flat, votes.ravel(), minlength=n) / np.maximum(area, 1.0)
     agreed_fg = (fa & fb).view(np.uint8)
@@ -130,6 +134,11 @@ def decide_mattes(primary: np.ndarray, other: np.ndarray, image: np.ndarray | No
         view = fused[y0:y1, x0:x1]
         view[region] = pick(primary[y0:y1, x0:x1][region], other[y0:y1, x0:x1][region])
     return fused
+
+
+def _no_weight(says_yes: np.ndarray) -> float:
+    """How much a model's "no" counts: ``NO_WEIGHT``, or nothing when it saw no subject."""
+    return NO_WEIGHT if float(says_yes.mean()) >= SAW_NOTHING else 0.0
 
 
 def _edge_strength(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
