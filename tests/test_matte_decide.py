@@ -114,3 +114,16 @@ def test_a_model_that_saw_no_subject_has_no_say() -> None:
     primary = np.where(rock, np.float32(0.8), SURE_BG)
     out = decide_mattes(primary, np.zeros((80, 80), np.float32))
     assert out[rock].min() >= 0.79 and out[~rock].max() <= 0.01
+
+
+def test_touching_claims_of_the_two_kinds_are_decided_apart() -> None:
+    """The primary is sure of a rock; the helper claims the sky above it instead. The two
+    disagreements touch, but they are two claims: the rock stays, the sky goes."""
+    rock = np.zeros((256, 256), bool)
+    rock[128:, 40:200] = True
+    sky = np.zeros((256, 256), bool)
+    sky[20:128, 40:200] = True
+    primary = np.where(rock, np.float32(0.994), np.where(sky, np.float32(1e-3), SURE_BG))
+    helper = np.where(sky, np.float32(0.9), np.float32(0.01))
+    out = decide_mattes(primary, helper)
+    assert out[rock].min() > 0.98 and out[sky].max() < 0.1

@@ -95,7 +95,7 @@ def decide_mattes(primary: np.ndarray, other: np.ndarray, image: np.ndarray | No
     core = cv2.morphologyEx(disagree, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     if not core.any():
         return fused
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(disagree, connectivity=8)
+    n, labels, stats = _regions(fa & ~fb, ~fa & fb)
     regions = np.unique(labels[core > 0])
     regions = regions[regions > 0]
     flat = labels.ravel()
@@ -134,6 +134,16 @@ def decide_mattes(primary: np.ndarray, other: np.ndarray, image: np.ndarray | No
         view = fused[y0:y1, x0:x1]
         view[region] = pick(primary[y0:y1, x0:x1][region], other[y0:y1, x0:x1][region])
     return fused
+
+
+def _regions(only_primary: np.ndarray, only_other: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Connected regions where only the primary says yes, and apart from them those where only
+    the other model does, in one label image (count, labels, stats as OpenCV gives them): a
+    region of each kind that touches one of the other kind is still two claims, decided apart."""
+    na, la, sa, _ = cv2.connectedComponentsWithStats(only_primary.view(np.uint8), connectivity=8)
+    nb, lb, sb, _ = cv2.connectedComponentsWithStats(only_other.view(np.uint8), connectivity=8)
+    labels = np.where(lb > 0, lb + (na - 1), la).astype(np.int32)
+    return na + nb - 1, labels, np.concatenate([sa, sb[1:]])
 
 
 def _no_weight(says_yes: np.ndarray) -> float:
