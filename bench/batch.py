@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from load_support import RssSampler, tree_rss_mb  # noqa: E402 - one process-tree RSS sampler for benches and tests
+from support.load import RssSampler, tree_rss_mb  # noqa: E402 - one process-tree RSS sampler for benches and tests
 
 
 def make_images(folder: Path, n: int, megapixels: float) -> list[Path]:

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from corpus_support import LOCAL_CORPUS, SHARED_FORMATS, classify, corpus_files  # noqa: E402
+from support.corpus import LOCAL_CORPUS, SHARED_FORMATS, classify, corpus_files  # noqa: E402
 
 from alphacut.imageio.decode import DEFAULT_MAX_PIXELS  # noqa: E402
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         remover = Remover("u2netp", store=ModelStore(default_home(), offline=True))
         remover.session
 
-    from corpus_support import declared_pixels
+    from support.corpus import declared_pixels
 
     tally: Counter[str] = Counter()
     for root in args.roots:

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from faults_support import (  # noqa: E402
+from support.faults import (  # noqa: E402
     Killer,
     OutputWatcher,
     check_png,

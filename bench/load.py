@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from load_support import (  # noqa: E402
+from support.load import (  # noqa: E402
     RssSampler,
     percentile,
     serve_process,
@@ -29,7 +29,7 @@ from load_support import (  # noqa: E402
     upload_burst,
     wait_all,
 )
-from server_support import sample_png  # noqa: E402
+from support.server import sample_png  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from faults_support import (  # noqa: E402
+from support.faults import (  # noqa: E402
     Killer,
     OutputWatcher,
     check_png,
@@ -87,7 +87,7 @@ def _in_namespace(scenario: str, tmp_path: Path) -> dict:
         pytest.skip("cannot mount here: no root and no unprivileged user+mount namespaces (unshare -rm)")
     src, out = tmp_path / "in", tmp_path / "out"
     make_inputs(src, 12, SIZE)
-    proc = subprocess.run([*prefix, sys.executable, str(Path(__file__).parent / "faults_support.py"), scenario,
+    proc = subprocess.run([*prefix, sys.executable, str(Path(__file__).parent / "support" / "faults.py"), scenario,
                            str(src), str(out)], capture_output=True, text=True, env=cli_env(), timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from alphacut import errors
-from corpus_support import (
+from support.corpus import (
     FULL_PIPELINE_MAX_PIXELS,
     LOCAL_CORPUS,
     SHARED_FORMATS,
@@ -107,7 +107,7 @@ def test_cli_reports_every_refusal_as_a_code_never_a_traceback(tmp_path: Path) -
     import subprocess
     import sys
 
-    from bombs import png_bomb
+    from support.bombs import png_bomb
 
     cases = {
         "corrupted.heic": (LOCAL_CORPUS / "heic/error_cases/corrupted.heic").read_bytes(),

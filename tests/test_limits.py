@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from alphacut.errors import ImageTooLargeError
-from bombs import all_bombs, png_bomb
+from support.bombs import all_bombs, png_bomb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +95,7 @@ def test_max_pixels_on_the_command_line(photo_jpeg: Path, tmp_path: Path) -> Non
 
 def test_tiny_files_expanding_under_the_pixel_limit_are_refused(tmp_path: Path) -> None:
     """256 MP from a few KB (AVIF 'ispe'), 144 MP of compressed zeros (PNG): bombs under 260 MP."""
-    from bombs import avif_ispe_bomb
+    from support.bombs import avif_ispe_bomb
 
     files = [tmp_path / "avif-ispe-16000.avif", tmp_path / "png-12000.png"]
     files[0].write_bytes(avif_ispe_bomb(16_000))
@@ -109,7 +109,7 @@ def test_tiny_files_expanding_under_the_pixel_limit_are_refused(tmp_path: Path) 
 def test_the_200mp_phone_photo_is_not_taken_for_a_bomb() -> None:
     from alphacut.imageio.decode import BOMB_PIXELS_PER_BYTE
 
-    from corpus_support import SHARED_FORMATS
+    from support.corpus import SHARED_FORMATS
 
     path = SHARED_FORMATS / "heic" / "200MP.heic"
     if not path.exists():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from alphacut.models import catalog, cli_models
-from models_support import home, registered, register, tiny_spec  # noqa: F401
+from support.models import home, registered, register, tiny_spec  # noqa: F401
 
 
 def run(*argv: str) -> int:
@@ -47,7 +47,7 @@ def test_errors_are_one_line_with_exit_code(home, capsys) -> None:  # noqa: F811
 
 
 def test_import_path_verify_export_rm(home, tmp_path: Path, capsys, registered) -> None:  # noqa: F811
-    from models_support import build_tiny_onnx
+    from support.models import build_tiny_onnx
 
     register(registered, tiny_spec())
     f = tmp_path / "tiny.onnx"

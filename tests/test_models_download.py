@@ -20,7 +20,7 @@ from alphacut.errors import (
 )
 from alphacut.models.session import ModelSession
 from alphacut.models.store import ModelStore
-from models_support import (  # noqa: F401
+from support.models import (  # noqa: F401
     FAST_RETRY,
     HF_PATH,
     home,

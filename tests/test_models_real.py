@@ -12,7 +12,7 @@ from alphacut.errors import ModelIntegrityError
 from alphacut.models.catalog import get_spec
 from alphacut.models.download import hash_file
 from alphacut.models.store import ModelStore
-from models_support import home, shared_store  # noqa: F401
+from support.models import home, shared_store  # noqa: F401
 
 
 @pytest.mark.parametrize("name", ["u2netp", "isnet"])

@@ -11,7 +11,7 @@ import pytest
 from alphacut.errors import InferenceError
 from alphacut.models import session as session_mod
 from alphacut.models.session import ModelSession, physical_cores, provider_chain
-from models_support import build_tiny_onnx
+from support.models import build_tiny_onnx
 
 X = np.full((1, 3, 4, 4), 2.0, np.float32)
 

@@ -11,7 +11,7 @@ import pytest
 from alphacut.models import variants
 from alphacut.models.session import ModelSession
 from alphacut.models.store import ModelStore
-from models_support import home, register, registered, tiny_spec  # noqa: F401 - fixtures
+from support.models import home, register, registered, tiny_spec  # noqa: F401 - fixtures
 
 
 def build_float16_onnx() -> bytes:
@@ -97,7 +97,7 @@ def test_store_builds_the_copy_once_and_rebuilds_when_the_converter_changes(
 
 
 def test_a_float32_model_gets_no_copy(home: Path, registered: list[str]) -> None:  # noqa: F811
-    from models_support import build_tiny_onnx
+    from support.models import build_tiny_onnx
 
     store = ModelStore(home)
     spec = register(registered, tiny_spec("test-plain"))

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import CORPUS, SHARED_HOME
-from netguard_support import attempts, guarded_env, guarded_pids, unshare_net_available
+from support.netguard import attempts, guarded_env, guarded_pids, unshare_net_available
 
 INPUTS = ["jpeg_odd/flower.jpg", "heic/zPug_3.heic", "webp/transparent.webp", "png16/RGB_16__128x128.png",
           "avif/transparency.avif"]

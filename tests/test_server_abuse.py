@@ -32,8 +32,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from load_support import RssSampler, serve_process, tree_rss_mb, upload_burst, wait_all  # noqa: E402
-from server_support import SHARED_HOME, sample_png, start_server  # noqa: E402
+from support.load import RssSampler, serve_process, tree_rss_mb, upload_burst, wait_all  # noqa: E402
+from support.server import SHARED_HOME, sample_png, start_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from server_support import live_server, sample_png  # noqa: E402,F401
+from support.server import live_server, sample_png  # noqa: E402,F401
 
 pytestmark = pytest.mark.slow
 
@@ -213,7 +213,7 @@ def test_model_pull_progress_and_delete(live_server, tmp_path, monkeypatch):
     monkeypatch.setattr(state.settings, "models_home", home)
     from alphacut.models.store import ModelStore
 
-    from server_support import SHARED_HOME
+    from support.server import SHARED_HOME
 
     # offline-safe: import the cached file rather than downloading
     ModelStore(home).import_file(ModelStore(SHARED_HOME).path("u2netp"), name="u2netp")
@@ -316,11 +316,11 @@ def test_serve_prints_link_and_cleans_up(tmp_path):
 
 
 def _test_engine_or_none():
-    from server_support import SHARED_HOME, real_engine_available
+    from support.server import SHARED_HOME, real_engine_available
 
     if real_engine_available():
         return None
-    from engine_for_tests import ThreadEngineForTests
+    from support.engine import ThreadEngineForTests
 
     from alphacut.models.store import ModelStore
 
@@ -330,11 +330,11 @@ def _test_engine_or_none():
 def _serve_settings(tmp_path, engine):
     from alphacut.server.state import ServerSettings
 
-    from server_support import SHARED_HOME
+    from support.server import SHARED_HOME
 
     kw = {}
     if engine is not None:
-        from engine_for_tests import load_cutout_for_tests
+        from support.engine import load_cutout_for_tests
 
         kw = dict(engine=engine, load_cutout=load_cutout_for_tests)
     return ServerSettings(model="u2netp", work_dir=tmp_path / "work", models_home=SHARED_HOME, workers=1, **kw)

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from server_support import bomb_png, real_engine_available, sample_png, start_server  # noqa: E402
+from support.server import bomb_png, real_engine_available, sample_png, start_server  # noqa: E402
 
 from alphacut.server.security import SecurityPolicy, split_host  # noqa: E402
 

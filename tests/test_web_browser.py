@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from server_support import live_server, sample_product  # noqa: E402,F401
+from support.server import live_server, sample_product  # noqa: E402,F401
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [

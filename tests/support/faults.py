@@ -4,7 +4,7 @@ Helpers for ``tests/test_batch_faults.py`` and ``bench/faults.py``, and a driver
 disk scenario inside a private mount namespace (so a tmpfs or a read-only mount is visible to that
 scenario only and vanishes with it)::
 
-    unshare -m [-r] python tests/faults_support.py disk-full|read-only IN OUT
+    unshare -m [-r] python tests/support/faults.py disk-full|read-only IN OUT
 
 prints one JSON report on stdout. The batch is always the real CLI (``alphacut remove IN -o OUT``)
 on the real u2netp engine.
@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/
 SRC = HERE.parent / "src"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(SRC))
 
-from load_support import tree_pids  # noqa: E402
+from support.load import tree_pids  # noqa: E402
 
 #: how atomic_write names its temporary files: ``.NAME.`` + 8 random characters + ``.part``
 TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.part")

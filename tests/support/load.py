@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _children(pid: int) -> list[int]:

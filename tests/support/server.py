@@ -2,7 +2,7 @@
 real u2netp model, and sample images.
 
 The job engine is the real one (``alphacut.jobs.engine.JobEngine``, isolated worker processes).
-``ALPHACUT_TEST_ENGINE=threads`` swaps in the TEST-ONLY stand-in from ``engine_for_tests``
+``ALPHACUT_TEST_ENGINE=threads`` swaps in the TEST-ONLY stand-in from ``support.engine``
 (threads, same interface) to test the server apart from the engine.
 """
 
@@ -139,7 +139,7 @@ def start_server(tmp: Path, **overrides: Any) -> tuple[LiveServer, Any]:
     engine = overrides.pop("engine", None)
     load_cutout = overrides.pop("load_cutout", None)
     if engine is None and not real_engine_available():
-        from engine_for_tests import ThreadEngineForTests, load_cutout_for_tests
+        from support.engine import ThreadEngineForTests, load_cutout_for_tests
 
         engine = ThreadEngineForTests(model=MODEL, workers=1, max_queue=overrides.pop("max_queue", 256),
                                       store=ModelStore(SHARED_HOME))

@@ -1,4 +1,4 @@
-"""Run child processes under the network guard (tests/netguard/sitecustomize.py) and read its log.
+"""Run child processes under the network guard (tests/support/netguard_site/sitecustomize.py) and read its log.
 
 Reusable by any test that starts alphacut in a child (CLI, server, batch workers)::
 
@@ -15,8 +15,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-GUARD_DIR = Path(__file__).resolve().parent / "netguard"
-SRC = Path(__file__).resolve().parents[1] / "src"
+GUARD_DIR = Path(__file__).resolve().parent / "netguard_site"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def guarded_env(log: Path, base: dict[str, str] | None = None, *, offline: bool = False) -> dict[str, str]:

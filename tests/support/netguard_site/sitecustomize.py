@@ -1,6 +1,6 @@
 """Network guard for child processes: every non-loopback network attempt fails loudly and is logged.
 
-Put this folder first on a child's PYTHONPATH (``netguard_support.guarded_env`` does) and set
+Put this folder first on a child's PYTHONPATH (``support.netguard.guarded_env`` does) and set
 ``ALPHACUT_NETGUARD_LOG``; Python imports ``sitecustomize`` at start-up in that process and every
 Python process it starts (job workers, server workers), so the processes doing the work are guarded.
 

@@ -18,11 +18,11 @@ from alphacut.imageio.decode import DEFAULT_MAX_PIXELS, decode
 from alphacut.pipeline import Options
 
 # one per-input time limit for the fuzzer and the corpus checks
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fuzz"))
 from harness import InputTimeout as FileTimeout, time_limit  # noqa: E402
 
-SHARED_FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "formats"
-LOCAL_CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
+SHARED_FORMATS = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "formats"
+LOCAL_CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 
 #: files larger than this (pixels) are decoded only, unless the caller asks for the full pipeline
 FULL_PIPELINE_MAX_PIXELS = 300_000

@@ -1,7 +1,7 @@
 """Fixtures for the model-store tests: the shared model cache, a tiny ONNX model, a local
 HTTP server that behaves like the Hugging Face file endpoint (Range, 503s, dropped bodies).
 
-Imported by the ``test_models_*`` files (``from models_support import ...``) so that this
+Imported by the ``test_models_*`` files (``from support.models import ...``) so that this
 branch does not need its own ``conftest.py``.
 """
 

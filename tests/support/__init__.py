@@ -1,0 +1,1 @@
+"""Helpers the tests (and some benches) share: real servers, real files, fault injection."""
