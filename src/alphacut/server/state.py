@@ -67,6 +67,12 @@ class ServerSettings:
     engine: Any = None
     #: ``load_cutout(job) -> pipeline.Cutout``; None uses the job engine's own
     load_cutout: Callable[[Any], Any] | None = None
+    #: rembg's routes (``POST/GET /api/remove``: routes_rembg.py)
+    rembg_api: bool = False
+    #: ``GET /api/remove?url=`` may fetch public http(s) URLs (fetch_url.py); off: 403
+    rembg_fetch_urls: bool = False
+    #: the rembg API may run non-commercial models (``bria-rmbg``, ``rmbg-*``)
+    accept_license: bool = False
 
 
 def _import_jobs() -> Any:
@@ -286,6 +292,11 @@ class ServerState:
         self.pulls: dict[str, dict[str, Any]] = {}
         self.last_provider: str | None = None
         self.provider_warnings: list[str] = []
+        #: rembg API results pass through here and are deleted once sent; their jobs are not the
+        #: web app's, so their events are not published
+        self.rembg_dir = self.work_dir / "rembg"
+        #: ``fetch_url.UrlFetcher`` for ``GET /api/remove?url=`` (None: the default policy)
+        self.url_fetcher: Any = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -329,7 +340,7 @@ class ServerState:
             if self._own_dir:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
             else:
-                for d in (self.uploads_dir, self.artifacts_dir, self.exports_dir):
+                for d in (self.uploads_dir, self.artifacts_dir, self.exports_dir, self.rembg_dir):
                     shutil.rmtree(d, ignore_errors=True)
 
     # --- jobs -------------------------------------------------------------------------------
@@ -374,6 +385,8 @@ class ServerState:
             for w in getattr(job, "warnings", None) or []:
                 if w not in self.provider_warnings:
                     self.provider_warnings.append(w)
+        if str(getattr(job, "output_path", None) or "").startswith(str(self.rembg_dir)):
+            return  # a rembg API request's job: not in the web app's queue
         up = self.uploads.get(job_id)
         if up is not None:
             up.last_used = time.time()
