@@ -387,3 +387,22 @@ def _image_server(body: bytes) -> tuple[ThreadingHTTPServer, int, list[str]]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, srv.server_address[1], hits
+
+
+def test_sidecar_host_names(tmp_path):
+    """A Compose sidecar: --allow-remote with --allowed-host rembg accepts `Host: rembg:PORT` (and
+    still needs the token); any other name is refused before the token is looked at."""
+    live, stop = start_server(tmp_path, rembg_api=True, allow_remote=True, extra_hosts=("rembg",))
+    try:
+        files = {"file": ("x.png", sample_png(2), "image/png")}
+        url = live.base + "/api/remove"
+        r = httpx.post(url, files=files, data={"model": "u2netp"},
+                       headers={"Host": f"rembg:{live.port}", "X-Api-Key": live.token}, timeout=120)
+        assert r.status_code == 200 and r.headers["x-alphacut-model"] == "u2netp"
+        r = httpx.post(url, files=files, headers={"Host": f"rembg:{live.port}"}, timeout=30)
+        assert r.status_code == 401
+        r = httpx.post(url, files=files, headers={"Host": f"attacker.example:{live.port}", "X-Api-Key": live.token},
+                       timeout=30)
+        assert r.status_code == 400 and r.json()["code"] == "bad-host"
+    finally:
+        stop()
