@@ -37,6 +37,7 @@ from ..imageio.sniff import SNIFF_BYTES, sniff
 from ..pipeline import Options
 from .errors import STATUS, ApiError, from_alphacut
 from .rembg_models import ModelChoice, ModelChoiceError, choose
+from .routes_jobs import _clean_name, _dimensions  # the web app's upload rules: one definition
 from .state import TERMINAL, ServerState, job_code, job_stage
 
 router = APIRouter(prefix="/api", tags=["rembg-compatible"])
@@ -254,8 +255,6 @@ def _final_bytes(state: ServerState, job: Any, p: Plan) -> bytes:
 
 def _prepare(state: ServerState, path: Path, name: str, params: RembgParams) -> Plan:
     """Sniff, header-size check, parameters: everything refused before a job is queued."""
-    from .routes_jobs import _dimensions
-
     with path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
     if not head:
@@ -284,10 +283,10 @@ async def _run(request: Request, state: ServerState, path: Path, name: str, para
             raise from_alphacut(err) from None
         job = await _wait(request, state, job.id)
         stage = job_stage(job)
-        if stage != "done":
+        if stage != "done":  # failed (the worker's reason, e.g. a corrupt file: 422) or cancelled (409)
             code = job_code(job) or stage
-            status = STATUS.get(code, 500) if stage == "failed" else 499
-            raise ApiError(status if status != 499 else 409, code, job.reason or f"the job was {stage}")
+            raise ApiError(STATUS.get(code, 500) if stage == "failed" else 409, code,
+                           job.reason or f"the job was {stage}")
         if p.final is None:
             data = await run_in_threadpool(Path(job.output_path).read_bytes)
         else:
@@ -334,12 +333,6 @@ def _forget(state: ServerState, job_id: str) -> None:
 def _upload_path(state: ServerState) -> Path:
     (state.work_dir / "rembg").mkdir(parents=True, exist_ok=True)
     return state.uploads_dir / f"rembg-{secrets.token_hex(8)}.upload"
-
-
-def _clean_name(name: str | None) -> str:
-    from .routes_jobs import _clean_name as clean
-
-    return clean(name)
 
 
 @router.post("/remove", summary="Remove the background (rembg-compatible, multipart file)",
