@@ -278,7 +278,7 @@ def test_openapi_describes_the_api(live_server):
 def test_cli_serve_parser():
     import argparse
 
-    from alphacut.server.cli_serve import register
+    from alphacut.cli.serve import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
