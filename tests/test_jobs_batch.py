@@ -17,7 +17,8 @@ import pytest
 
 from alphacut.inputs import distinct_outputs, expand, mirror, safe_member_name
 from alphacut.cli.progress import Reporter
-from alphacut.jobs.batch import read_manifest, run_batch
+from alphacut.jobs.batch import run_batch
+from alphacut.jobs.manifest import read_manifest
 from alphacut.jobs.worker import FAULT_ENV
 from alphacut.pipeline import Options
 from conftest import encode_image, subject_image
