@@ -34,6 +34,7 @@ from ..errors import AlphacutError, QueueFullError
 from ..imageio.encode import EXTENSIONS
 from .manifest import Manifest, manifest_path, read_manifest, record
 from .plan import BatchItem, plan_batch
+from .protocol import Engine
 from .sinks import open_sink
 from .state import JobEvent, Stage
 
@@ -89,7 +90,7 @@ def run_batch(
     options: Any,
     *,
     resume: bool = False,
-    engine: Any = None,
+    engine: Engine | None = None,
     engine_kwargs: dict[str, Any] | None = None,
     reporter: BatchProgress | None = None,
     stop: threading.Event | None = None,
@@ -140,7 +141,7 @@ def run_batch(
         if own_engine:
             engine = JobEngine(options.model, **(engine_kwargs or {}))
         unsubscribe = engine.subscribe(events.put)
-        window = max(4, 2 * engine.workers * engine.slots)
+        window = max(4, 2 * engine.capacity)
         pending = list(reversed(todo))
 
         def finish(item: BatchItem, rec: dict[str, Any]) -> None:
