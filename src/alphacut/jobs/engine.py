@@ -7,7 +7,9 @@ the interface the server and the batch runner use.
 This module is the queue and the workers' lifecycle: submit, dispatch, events to subscribers,
 starting, stopping and replacing ``spawn`` processes. What a crash, a timeout, too much memory
 or an old worker means is ``containment.Policy``'s to decide; the messages over each worker's
-pipe are ``wire``'s dataclasses; what runs inside a worker is ``worker.py``.
+pipe are ``wire``'s dataclasses; what runs inside a worker is ``worker.py``. The supervisor
+thread (``_loop``) watches every worker's pipe and process sentinel. ``isolate="job"`` gives
+every job a fresh process.
 
 Overlap
     Each worker runs a three-thread pipeline (decode | model + matte | encode + verify + write)
