@@ -32,13 +32,14 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from .. import pipeline
+from ..jobs.state import Job
 from ..errors import AlphacutError
 from ..imageio.sniff import SNIFF_BYTES, sniff
 from ..pipeline import Options
 from .errors import STATUS, ApiError, from_alphacut
 from .rembg_models import ModelChoice, ModelChoiceError, choose
 from .routes_jobs import _clean_name, _dimensions  # the web app's upload rules: one definition
-from .state import TERMINAL, ServerState, job_code, job_stage
+from .state import ServerState
 
 router = APIRouter(prefix="/api", tags=["rembg-compatible"])
 
@@ -282,9 +283,9 @@ async def _run(request: Request, state: ServerState, path: Path, name: str, para
                                retry_after=s.retry_after_s) from None
             raise from_alphacut(err) from None
         job = await _wait(request, state, job.id)
-        stage = job_stage(job)
+        stage = job.stage.value
         if stage != "done":  # failed (the worker's reason, e.g. a corrupt file: 422) or cancelled (409)
-            code = job_code(job) or stage
+            code = job.error_code or stage
             raise ApiError(STATUS.get(code, 500) if stage == "failed" else 409, code,
                            job.reason or f"the job was {stage}")
         if p.final is None:
@@ -295,7 +296,7 @@ async def _run(request: Request, state: ServerState, path: Path, name: str, para
             except AlphacutError as err:
                 raise from_alphacut(err) from None
         headers = {"x-alphacut-model": p.choice.model, "x-alphacut-quality": p.worker.quality,
-                   "x-alphacut-provider": str(getattr(job, "provider", "") or "")}
+                   "x-alphacut-provider": job.provider or ""}
         skipped = ignored(params, parse_extras(params.extras))
         if skipped:
             headers["x-alphacut-ignored"] = ",".join(skipped)
@@ -307,13 +308,13 @@ async def _run(request: Request, state: ServerState, path: Path, name: str, para
             _forget(state, job.id)
 
 
-async def _wait(request: Request, state: ServerState, job_id: str) -> Any:
+async def _wait(request: Request, state: ServerState, job_id: str) -> Job:
     """The job once it is final; cancelled if the client goes away first."""
     loop = asyncio.get_running_loop()
     next_check = loop.time() + 0.5
     while True:
         job = state.engine.get(job_id)
-        if job_stage(job) in TERMINAL:
+        if job.final:
             return job
         if loop.time() >= next_check:
             next_check = loop.time() + 0.5
