@@ -18,7 +18,8 @@ from . import pipeline
 from .errors import UsageError
 from .fsutil import atomic_write
 from .imageio.decode import Picture
-from .imageio.encode import OUTPUT_FORMATS, straight_rgba
+from .imageio.encode import straight_rgba
+from .imageio.formats import by_extension
 from .models.catalog import DEFAULT_MODEL, ModelSpec, get_spec
 from .pipeline import Cutout, Options, StageCallback
 from .steps import Stages, decode_source
@@ -111,10 +112,8 @@ class Result:
         """Encode, verify, then write atomically; the format follows the extension unless given."""
         path = Path(path)
         if format is None:
-            ext = path.suffix.lower().lstrip(".")
-            format = {"tif": "tiff", "jpg": None}.get(ext, ext) if ext else None
-            if format not in OUTPUT_FORMATS:
-                format = self._cutout.options.format
+            named = by_extension(path.suffix) if path.suffix else None
+            format = named.name if named is not None and named.writes("still") else self._cutout.options.format
         return atomic_write(path, self.encode(format, **overrides))
 
 

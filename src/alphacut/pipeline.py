@@ -21,7 +21,8 @@ import numpy as np
 
 from .errors import UsageError
 from .imageio.decode import DEFAULT_MAX_PIXELS, Picture, decode, to_srgb
-from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, StraightRGBA
+from .imageio.encode import EncodeSettings, encode_pixels, quantize, StraightRGBA
+from .imageio.formats import by_name
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
 from .matte.decide import decide_mattes
@@ -262,7 +263,7 @@ def _crop_gain(spec: ModelSpec, shape: tuple[int, ...], box: tuple[int, int, int
 def output_bit_depth(picture: Picture, options: Options) -> int:
     if options.bit_depth is not None:
         return options.bit_depth
-    return 16 if picture.bit_depth == 16 and options.format in SIXTEEN_BIT_FORMATS else 8
+    return 16 if picture.bit_depth == 16 and 16 in by_name(options.format).bit_depths else 8
 
 
 def subject_box(matte: np.ndarray, margin: int) -> tuple[int, int, int, int]:

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import AlphacutError, QueueFullError, UsageError
 from ..fsutil import atomic_write, output_error, same_file, temp_prefix
-from ..imageio.encode import EXTENSIONS
+from ..imageio.formats import by_name
 from ..inputs import Item, distinct_outputs, expand, mirror
 from .state import Job, JobEvent, Stage
 
@@ -391,7 +391,7 @@ def run_batch(
     t0 = time.monotonic()
     output = Path(output)
     to_zip = output.suffix.lower() == ".zip"
-    ext = EXTENSIONS[options.format]
+    ext = by_name(options.format).extension
     mpath = manifest_path(output)
     previous = read_manifest(mpath) if resume else {}
     items = plan_batch(inputs, output, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")})
