@@ -144,7 +144,7 @@ def _check_pixels(size: tuple[int, int], name: str, max_pixels: int) -> None:
     if w * h > max_pixels:
         raise ImageTooLargeError(
             f"{w}x{h} is {_megapixels(w * h)}, over the limit of {_megapixels(max_pixels)} "
-            "(raise it with --max-pixels if this is intended)",
+            "(raise the pixel limit, max_pixels, if this is intended)",
             path=name,
         )
 

@@ -74,18 +74,19 @@ class EncodeSettings:
     exif: bytes | None = None
 
     def __post_init__(self) -> None:
-        fmt = output_format(self.format)
+        fmt = output_format(self.format, "still")
         object.__setattr__(self, "format", fmt.name)  # an alias ("tif") names its format
-        if self.bit_depth not in (8, 16):
-            raise UsageError("bit depth must be 8 or 16")
-        if self.bit_depth not in fmt.bit_depths:
-            deep = [f.name.upper() for f in output_formats("still") if self.bit_depth in f.bit_depths]
-            raise UsageError(f"{fmt.name.upper()} output is {_depths(fmt)} only; "
-                             f"use {' or '.join(deep)} for {self.bit_depth}-bit")
+        check_depth(fmt, self.bit_depth)
 
 
-def _depths(fmt: "Format") -> str:
-    return "/".join(f"{d}-bit" for d in fmt.bit_depths)
+def check_depth(fmt: "Format", bit_depth: int) -> None:
+    """A UsageError unless ``fmt`` writes ``bit_depth`` bits per channel."""
+    if bit_depth not in (8, 16):
+        raise UsageError("bit depth must be 8 or 16")
+    if bit_depth not in fmt.bit_depths:
+        depths = "/".join(f"{d}-bit" for d in fmt.bit_depths)
+        deep = [f.name.upper() for f in output_formats() if bit_depth in f.bit_depths]
+        raise UsageError(f"{fmt.name.upper()} output is {depths} only; use {' or '.join(deep)} for {bit_depth}-bit")
 
 
 # --- the seams each kind plugs into ----------------------------------------------------------
@@ -312,10 +313,11 @@ def output_formats(kind: Kind | None = None) -> tuple[Format, ...]:
     return tuple(f for f in all_formats() if (f.can_output if kind is None else f.writes(kind)))
 
 
-def output_format(name: str, kind: Kind = "still") -> Format:
-    """The output format called ``name``, or a UsageError listing the choices."""
+def output_format(name: str, kind: Kind | None = None) -> Format:
+    """The output format called ``name`` (one that writes ``kind``, or any output format), or a
+    UsageError listing the choices."""
     fmt = find(name)
-    if fmt is None or not fmt.writes(kind):
+    if fmt is None or not (fmt.can_output if kind is None else fmt.writes(kind)):
         choices = ", ".join(f.name for f in output_formats(kind))
         raise UsageError(f"unknown output format {name!r}; choose one of {choices}")
     return fmt
