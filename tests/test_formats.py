@@ -7,6 +7,7 @@ import dataclasses
 import io
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,47 @@ def test_a_registered_format_is_sniffed_decoded_expanded_encoded_and_offered(ppm
     remove = next(a for a in build_parser()._subparsers._group_actions[0].choices["remove"]._actions
                   if "--format" in a.option_strings)
     assert "ppm" in remove.choices
+
+
+class _AnimatedWebP:
+    """A frame encoder for the seam's test: frames gathered, one animated WebP written on close
+    (Pillow's ``save_all``). The media package's real one streams; this shows the protocol."""
+
+    kinds = ("animation",)
+
+    def open(self, path: Path, settings: EncodeSettings, *, width: int, height: int, rate: Fraction):
+        frames: list[Image.Image] = []
+
+        class Writer:
+            def write(self, pixels: np.ndarray) -> None:
+                assert pixels.shape[:2] == (height, width)
+                frames.append(Image.fromarray(pixels))
+
+            def close(self) -> None:
+                frames[0].save(path, "WEBP", save_all=True, append_images=frames[1:], lossless=True,
+                               duration=int(1000 / rate))
+
+        return Writer()
+
+
+def test_a_frame_encoder_plugs_into_a_registered_format(tmp_path: Path) -> None:
+    webp = formats.by_name("webp")
+    formats.register(dataclasses.replace(webp, frame_encoder=_AnimatedWebP()), replace=True)
+    try:
+        animated = formats.by_name("webp")
+        assert animated.writes("animation") and animated.writes("still") and not animated.writes("video")
+        assert formats.default_output("animation") is animated
+        assert formats.names(formats.output_formats()) == ["png", "webp", "avif", "tiff"]  # same place
+        writer = animated.frame_encoder.open(tmp_path / "a.webp", EncodeSettings("webp"), width=40, height=30,
+                                             rate=Fraction(10))
+        for seed in range(3):
+            writer.write(subject_image(40, 30, seed=seed))
+        writer.close()
+        with Image.open(tmp_path / "a.webp") as img:
+            assert img.n_frames == 3 and img.size == (40, 30)
+    finally:
+        formats.register(webp, replace=True)
+    assert formats.output_formats("animation") == ()
 
 
 # --- the tables that derive from the registry ------------------------------------------------

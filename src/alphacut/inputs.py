@@ -5,8 +5,8 @@ into a folder or a ZIP) expands its inputs here, so one set of rules holds every
 
 - **Files** are taken as named; ``-`` is stdin.
 - **Folders** are walked recursively in sorted order; hidden files and folders are skipped. A
-  file is taken when its name ends like an image (so a broken ``.png`` is reported, not skipped)
-  or when its first bytes are one.
+  file is taken when its name has a registered format's ending (``imageio.formats``; so a
+  broken ``.png`` is reported, not skipped) or when its first bytes are one.
 - **Quoted globs** (``"shots/*.jpg"``, ``**`` recurses) are expanded here, because Windows shells
   and quoting pass them through literally. A name that exists is never taken as a pattern.
 - **ZIP archives** (``.zip``) give their members. A member named outside the archive (``..``,

@@ -7,6 +7,8 @@ tests do not overlap, so the order only matters to plugins whose tests might.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .decode import decode_still
 from .encode import encode_avif, encode_png, encode_tiff, encode_webp
 from .formats import Check, EncodeSettings, Format, iso_brands, register
@@ -76,7 +78,7 @@ def _avif_tolerance(settings: EncodeSettings) -> tuple[float, float]:
     return _lossy(settings)
 
 
-def _tiff_read_back(data: bytes, settings: EncodeSettings):
+def _tiff_read_back(data: bytes, settings: EncodeSettings) -> tuple[np.ndarray, bool]:
     # OpenCV reads Pillow's 8-bit RGBA TIFF (unassociated alpha) as associated; Pillow reads it right,
     # but cannot read 16-bit RGB(A): those go through libtiff in OpenCV
     return (read_back_cv2 if settings.bit_depth == 16 else read_back_pillow)(data, settings)
