@@ -17,13 +17,13 @@ from typing import Any
 
 from PIL import ImageColor
 
-from .errors import AlphacutError, InputNotFoundError, UsageError
-from .fsutil import atomic_write, same_file
-from .imageio.formats import by_extension, by_name, names, output_formats
-from .inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
-from .models.catalog import CATALOG, DEFAULT_MODEL
-from .pipeline import Options
-from .steps import Readable
+from ..errors import AlphacutError, InputNotFoundError, UsageError
+from ..fsutil import atomic_write, same_file
+from ..imageio.formats import by_extension, by_name, names, output_formats
+from ..inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
+from ..models.catalog import CATALOG, DEFAULT_MODEL
+from ..pipeline import Options
+from ..steps import Readable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -118,7 +118,7 @@ def options_from_args(args: argparse.Namespace, fmt: str) -> Options:
         crop_margin=args.crop_margin,
         color=args.color,
         lossless=not args.lossy,
-        quality_level=args.output_quality,
+        lossy_quality=args.output_quality,
     )
     if args.max_pixels:
         kwargs["max_pixels"] = args.max_pixels
@@ -203,7 +203,8 @@ def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
-    from .jobs.batch import Reporter, RichReporter, print_summary, run_batch
+    from ..jobs.batch import run_batch
+    from .progress import Reporter, RichReporter, print_summary
 
     if args.output is None:
         return _run_beside(args, options)
@@ -223,7 +224,7 @@ def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
 
 def _run_beside(args: argparse.Namespace, options: Options) -> int:
     """Many inputs, no -o: each cutout beside its input, through the engine (no manifest)."""
-    from .jobs.engine import JobEngine
+    from ..jobs.engine import JobEngine
 
     try:
         tasks = plan_tasks(args, options.format)
@@ -288,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     if not tasks:
         print("alphacut: error: no images found in the given inputs", file=sys.stderr)
         return 3
-    from .api import Remover
+    from ..api import Remover
 
     remover = Remover(args.model, threads=args.threads, accept_license=args.accept_license,
                       download_progress=_download_progress())
