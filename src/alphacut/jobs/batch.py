@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AlphacutError, QueueFullError
-from ..imageio.encode import EXTENSIONS
+from ..imageio.formats import by_name
 from .manifest import Manifest, manifest_path, read_manifest, record
 from .plan import BatchItem, plan_batch
 from .protocol import Engine
@@ -101,7 +101,7 @@ def run_batch(
 
     t0 = time.monotonic()
     output = Path(output)
-    ext = EXTENSIONS[options.format]
+    ext = by_name(options.format).extension
     mpath = manifest_path(output)
     previous = read_manifest(mpath) if resume else {}
     items = plan_batch(inputs, output, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")})
