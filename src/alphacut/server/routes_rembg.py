@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import pipeline
 from ..jobs.state import Job
 from ..errors import AlphacutError
-from ..imageio.sniff import SNIFF_BYTES, sniff
+from ..imageio.formats import SNIFF_BYTES, sniff
 from ..pipeline import Options
 from .errors import STATUS, ApiError, from_alphacut
 from .rembg_models import ModelChoice, ModelChoiceError, choose
