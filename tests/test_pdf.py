@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from support.pdfs import catalogue, encrypted, photo  # noqa: E402
 
-from alphacut.errors import CorruptImageError, EncryptedInputError, ImageTooLargeError  # noqa: E402
+from alphacut.errors import CorruptImageError, EncryptedInputError, ImageTooLargeError, UsageError  # noqa: E402
 from alphacut.imageio.pdf import PdfOptions, is_pdf, list_parts, parse_key, read_part  # noqa: E402
 
 
@@ -89,5 +89,5 @@ def test_enormous(cat):
 def test_keys_and_signature():
     assert parse_key("p3-1") == (3, 1) and parse_key("p12") == (12, None)
     assert is_pdf(b"%PDF-1.7\n") and is_pdf(b"\xef\xbb\xbf%PDF-1.4") and not is_pdf(b"\x89PNG")
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         PdfOptions(dpi=5)

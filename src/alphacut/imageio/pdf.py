@@ -29,32 +29,16 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 from ..errors import CorruptImageError, EncryptedInputError, ImageTooLargeError, InputError
-from .decode import DEFAULT_MAX_PIXELS
+from .formats import DocumentOptions, Exploded, Format, Part, register
 
-Mode = Literal["images", "pages"]
+#: the PDF's own switches are the document options (formats.DocumentOptions)
+PdfOptions = DocumentOptions
 _LOCK = threading.RLock()
-#: PDF signature: "%PDF-" within the first 1024 bytes (PDF 1.7, 7.5.2, implementations' habit)
+#: PDF signature: "%PDF-" at the start (readers also accept it a little later, after junk)
 SIGNATURE = b"%PDF-"
-
-
-@dataclass(frozen=True)
-class PdfOptions:
-    mode: Mode = "images"
-    dpi: int = 300
-    max_pages: int = 2000
-    max_parts: int = 10000
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    #: an image smaller than this on either side is decoration, not a photo
-    min_side: int = 32
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("images", "pages"):
-            raise ValueError(f"PDF mode must be 'images' or 'pages', not {self.mode!r}")
-        if not 18 <= self.dpi <= 2400:
-            raise ValueError(f"PDF DPI must be between 18 and 2400, not {self.dpi}")
 
 
 @dataclass
@@ -68,6 +52,20 @@ class Listing:
 
 def is_pdf(head: bytes) -> bool:
     return SIGNATURE in head[:1024]
+
+
+def explode(source: Path, *, name: str, options: DocumentOptions) -> Exploded:
+    """The registry's document seam: the PDF's parts, each read when its turn comes."""
+    listing = list_parts(source, options, name=name)
+
+    def part(key: str) -> Part:
+        return Part(key, lambda: read_part(source, key, options, name=name))
+
+    return Exploded([part(k) for k in listing.keys], listing.notes)
+
+
+register(Format(name="pdf", kind="document", accept=is_pdf, extensions=(".pdf",), mime="application/pdf",
+                alpha=False, explode=explode))
 
 
 def _open(path: Path, name: str) -> Any:
