@@ -91,3 +91,113 @@ def test_keys_and_signature():
     assert is_pdf(b"%PDF-1.7\n") and is_pdf(b"\xef\xbb\xbf%PDF-1.4") and not is_pdf(b"\x89PNG")
     with pytest.raises(UsageError):
         PdfOptions(dpi=5)
+
+
+# --- through the one input expander (inputs.py) ---------------------------------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import zipfile  # noqa: E402
+
+from alphacut.inputs import beside, distinct_outputs, expand, mirror  # noqa: E402
+from alphacut.imageio.formats import DocumentOptions, by_name, sniff  # noqa: E402
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    return subprocess.run([sys.executable, "-m", "alphacut.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=600)
+
+
+def test_registered_as_a_document(cat):
+    fmt = sniff(cat.read_bytes()[:64], name="catalogue.pdf")
+    assert fmt is by_name("pdf") and fmt.kind == "document" and fmt.mime == "application/pdf"
+    from alphacut.errors import UnsupportedFormatError
+    from alphacut.imageio.decode import decode
+
+    with pytest.raises(UnsupportedFormatError, match="holds a document"):  # never decoded as one image
+        decode(cat.read_bytes(), name="catalogue.pdf")
+
+
+def test_one_pdf_many_items_with_their_own_names(cat, tmp_path):
+    notes: list[str] = []
+    items = expand([str(cat)], notes=notes)
+    assert [i.part for i in items] == ["p1-1", "p3-1", "p3-2"]
+    assert items[0].source_id == f"{cat.resolve()}#p1-1" and items[0].name == f"{cat}#p1-1"
+    assert [i.rel for i in items] == ["catalogue.p1-1", "catalogue.p3-1", "catalogue.p3-2"]
+    assert sorted(distinct_outputs(items, mirror(".png"), on_disk=tmp_path).values()) == [
+        "catalogue.p1-1.png", "catalogue.p3-1.png", "catalogue.p3-2.png"]
+    assert sorted(Path(v).name for v in distinct_outputs(items, beside(".png"), on_disk=Path(".")).values()) == [
+        "catalogue.p1-1.cutout.png", "catalogue.p3-1.cutout.png", "catalogue.p3-2.cutout.png"]
+    assert any("page 2" in n for n in notes)
+    assert items[1].read()[:3] == b"\xff\xd8\xff"
+    pages = expand([str(cat)], documents=DocumentOptions(mode="pages", dpi=72))
+    assert [i.rel for i in pages] == ["catalogue.p1", "catalogue.p2", "catalogue.p3"]
+
+
+def test_problem_documents_are_one_failed_item(cat, tmp_path):
+    locked = encrypted(tmp_path / "locked.pdf", cat)
+    (tmp_path / "text-only.pdf").write_bytes(_text_only_pdf())
+    zpath = tmp_path / "docs.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.write(cat, "catalogue.pdf")
+    items = expand([str(locked), str(tmp_path / "text-only.pdf"), str(zpath)])
+    assert [(i.name.rsplit("/", 1)[-1], i.problem[0]) for i in items] == [
+        ("locked.pdf", "encrypted"), ("text-only.pdf", "empty"), ("docs.zip!catalogue.pdf", "unsupported-format")]
+    assert "password" in str(items[0].error()) and "--pdf pages" in str(items[1].error())
+
+
+def _text_only_pdf() -> bytes:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    pdf.new_page(300, 300).gen_content()
+    import io as _io
+
+    buf = _io.BytesIO()
+    pdf.save(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.slow
+def test_cli_remove_a_catalogue(cat, tmp_path):
+    """`alphacut remove catalogue.pdf -o out/`: the photos, named by page and index, with a note for
+    the page without one."""
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "catalogue.pdf").write_bytes(cat.read_bytes())
+    proc = _cli("remove", "catalogue.pdf", "-o", "out/", "--model", "u2netp", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (work / "out").iterdir()) == ["catalogue.p1-1.png", "catalogue.p3-1.png",
+                                                              "catalogue.p3-2.png"]
+    im = Image.open(work / "out" / "catalogue.p3-2.png")
+    assert im.mode == "RGBA" and im.size == (200, 160)
+    a = np.asarray(im)[..., 3]
+    assert a[2, 2] == 0 and a[80, 100] == 255
+    assert "note: catalogue.pdf: page 2 has no raster image; skipped" in proc.stderr
+    beside_run = _cli("remove", "catalogue.pdf", "--model", "u2netp", "--pdf", "pages", "--pdf-dpi", "36", cwd=work)
+    assert beside_run.returncode == 0, beside_run.stderr
+    assert (work / "catalogue.p2.cutout.png").exists() and Image.open(work / "catalogue.p2.cutout.png").size == (210, 298)
+
+
+@pytest.mark.slow
+def test_batch_manifest_rows_and_a_bad_pdf_does_not_stop_it(cat, tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "catalogue.pdf").write_bytes(cat.read_bytes())
+    encrypted(inp / "locked.pdf", cat)
+    photo(4).save(inp / "shot.png")
+    proc = _cli("remove", "in", "-o", "out.zip", "--model", "u2netp", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr  # one input failed, the rest done
+    rows = [json.loads(line) for line in (tmp_path / "out.manifest.jsonl").read_text().splitlines()]
+    by_input = {Path(r["input"]).name: r for r in rows}
+    assert {k: v["status"] for k, v in by_input.items()} == {
+        "catalogue.pdf#p1-1": "done", "catalogue.pdf#p3-1": "done", "catalogue.pdf#p3-2": "done",
+        "locked.pdf": "failed", "shot.png": "done"}
+    assert by_input["locked.pdf"]["code"] == "encrypted"
+    assert by_input["catalogue.pdf#p3-1"]["output_rel"] == "catalogue.p3-1.png"
+    names = zipfile.ZipFile(tmp_path / "out.zip").namelist()
+    assert {"catalogue.p1-1.png", "catalogue.p3-1.png", "catalogue.p3-2.png", "shot.png"} <= set(names)
