@@ -201,3 +201,87 @@ def test_batch_manifest_rows_and_a_bad_pdf_does_not_stop_it(cat, tmp_path):
     assert by_input["catalogue.pdf#p3-1"]["output_rel"] == "catalogue.p3-1.png"
     names = zipfile.ZipFile(tmp_path / "out.zip").namelist()
     assert {"catalogue.p1-1.png", "catalogue.p3-1.png", "catalogue.p3-2.png", "shot.png"} <= set(names)
+
+
+# --- the web app: one PDF, a group of results --------------------------------------------------
+
+from support.server import start_server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    live, stop = start_server(tmp_path_factory.mktemp("pdfweb"))
+    try:
+        yield live
+    finally:
+        stop()
+
+
+@pytest.mark.slow
+def test_upload_a_pdf_to_the_web_app(web, cat, tmp_path):
+    with web.client() as c:
+        r = c.post("/api/jobs", files={"file": ("catalogue.pdf", cat.read_bytes(), "application/pdf")})
+        assert r.status_code == 201, r.text
+        group = r.json()
+        assert group["document"] == "catalogue.pdf" and group["failed"] == []
+        assert [j["name"] for j in group["jobs"]] == ["catalogue.p1-1.jpg", "catalogue.p3-1.jpg", "catalogue.p3-2.png"]
+        assert any("page 2" in n for n in group["notes"])
+        for j in group["jobs"]:
+            done = web.wait_done(c, j["id"])
+            assert done["stage"] == "done", done
+        res = c.get(f"/api/jobs/{group['jobs'][2]['id']}/result", params={"format": "png"})
+        assert res.status_code == 200 and Image.open(io.BytesIO(res.content)).size == (200, 160)
+        locked = encrypted(tmp_path / "locked.pdf", cat)
+        r = c.post("/api/jobs", files={"file": ("locked.pdf", locked.read_bytes(), "application/pdf")})
+        assert r.status_code == 422 and r.json()["code"] == "encrypted" and "locked.pdf" in r.json()["reason"]
+    leftovers = [p.name for p in web.state.uploads_dir.iterdir() if p.stat().st_size == len(cat.read_bytes())]
+    assert leftovers == []  # the PDF itself is gone once its photos are queued
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed at /usr/bin/chromium")
+def test_drop_a_pdf_in_the_browser(web, cat):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    import base64
+
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = b.new_page()
+            page.goto(f"{web.base}/?token={web.token}")
+            page.wait_for_selector("body[data-ready='1']")
+            page.evaluate(
+                """(b64) => {
+                    const bin = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                    const dt = new DataTransfer();
+                    dt.items.add(new File([bin], 'catalogue.pdf', {type: 'application/pdf'}));
+                    const zone = document.querySelector('#dropzone');
+                    for (const type of ['dragenter', 'dragover', 'drop']) {
+                        zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+                    }
+                }""", base64.b64encode(cat.read_bytes()).decode())
+            read = """() => [...document.querySelectorAll('#queue .qitem')].filter(li => li.querySelector('.qgroup'))
+                .map(li => ({stage: li.dataset.stage, name: li.querySelector('.qname').textContent,
+                             group: li.querySelector('.qgroup').textContent,
+                             note: li.querySelector('.qnote') ? li.querySelector('.qnote').textContent : null}))"""
+            import time
+
+            end = time.monotonic() + 120
+            while True:  # polled from here: the page's CSP (no eval) rules out wait_for_function
+                rows = page.evaluate(read)
+                if sum(r["stage"] == "done" for r in rows) == 3 or time.monotonic() > end:
+                    break
+                time.sleep(0.25)
+            names = [r["name"] for r in rows]
+            groups = [r["group"] for r in rows]
+            note = [r["note"] for r in rows if r["note"]]
+        finally:
+            b.close()
+    assert names == ["catalogue.p1-1.jpg", "catalogue.p3-1.jpg", "catalogue.p3-2.png"]
+    assert groups == ["catalogue.pdf"] * 3
+    assert len(note) == 1 and "page 2 has no raster image" in note[0]
