@@ -190,6 +190,7 @@ def test_get_reads_every_parameter_from_the_query(rembg, tmp_path):
     ("corrupt", {"file": ("broken.png", sample_png(1)[:60] + b"\0" * 200, "image/png")}, {"model": "u2netp"}, {}, 422, None),
     ("not an image", {"file": ("notes.png", b"hello, this is text" * 10, "image/png")}, {}, {}, 415, "unsupported-format"),
     ("empty", {"file": ("e.png", b"", "image/png")}, {}, {}, 400, "empty"),
+    ("a pdf", {"file": ("doc.pdf", b"%PDF-1.7\n%%EOF\n", "application/pdf")}, {}, {}, 415, "unsupported-format"),
     ("bgc words", {"file": ("x.png", sample_png(1), "image/png")}, {}, {"bgc": "red"}, 400, "bad-bgc"),
     ("bgc two", {"file": ("x.png", sample_png(1), "image/png")}, {}, {"bgc": "1,2"}, 400, "bad-bgc"),
     ("bgc range", {"file": ("x.png", sample_png(1), "image/png")}, {}, {"bgc": "300,0,0,255"}, 400, "bad-bgc"),

@@ -261,9 +261,12 @@ def _prepare(state: ServerState, path: Path, name: str, params: RembgParams) -> 
     if not head:
         raise ApiError(400, "empty", f"{name} is empty")
     try:
-        sniff(head, name=name)
+        fmt = sniff(head, name=name)
     except AlphacutError as err:
         raise ApiError(415 if err.code == "unsupported-format" else 422, err.code, err.reason) from None
+    if fmt.kind != "still":  # one image in, one PNG out
+        raise ApiError(415, "unsupported-format", f"{name}: a {fmt.name.upper()} holds a {fmt.kind}, not one image; "
+                       "rembg's API answers one PNG per image (a PDF's photos: POST /api/jobs or `alphacut remove`)")
     p = plan(state, params)
     _dimensions(path, name, state.settings.max_pixels)
     return p
