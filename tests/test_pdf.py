@@ -184,6 +184,17 @@ def test_cli_remove_a_catalogue(cat, tmp_path):
 
 
 @pytest.mark.slow
+def test_several_inputs_beside_them(cat, tmp_path):
+    """A PDF among other inputs, no -o: through the engine, each photo's cutout beside the PDF."""
+    (tmp_path / "catalogue.pdf").write_bytes(cat.read_bytes())
+    photo(6).save(tmp_path / "shot.png")
+    proc = _cli("remove", "catalogue.pdf", "shot.png", "--model", "u2netp", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.cutout.png")) == [
+        "catalogue.p1-1.cutout.png", "catalogue.p3-1.cutout.png", "catalogue.p3-2.cutout.png", "shot.cutout.png"]
+
+
+@pytest.mark.slow
 def test_batch_manifest_rows_and_a_bad_pdf_does_not_stop_it(cat, tmp_path):
     inp = tmp_path / "in"
     inp.mkdir()

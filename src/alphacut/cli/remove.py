@@ -6,6 +6,7 @@ Parsing and reporting only: every image goes through ``pipeline`` via ``Remover`
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 import time
@@ -259,15 +260,13 @@ def _run_beside(args: argparse.Namespace, options: Options) -> int:
     failed = 0
     try:
         with JobEngine(args.model, **engine_kwargs(args)) as engine:
-            jobs: list[Any] = []
-            for t in tasks:
-                try:  # a PDF's part is read here (bytes); a file goes by its path
-                    src = t.item.read() if t.item.read is not None else t.item.path
-                    jobs.append(None if t.item.problem else
-                                engine.submit(src, name=t.name, options=options, output=t.output))  # type: ignore[arg-type]
-                except InputError as err:
-                    jobs.append(err)
-            for task, job in zip(tasks, jobs):
+            # a bounded window of submitted jobs: a PDF's parts are bytes read only when their
+            # turn comes, and the queue never overflows however many inputs there are
+            window = max(4, 2 * engine.workers * engine.slots)
+            inflight: collections.deque[tuple[Task, Any]] = collections.deque()
+
+            def report(task: Task, job: Any) -> None:
+                nonlocal failed
                 if isinstance(job, InputError):
                     rec = {"input": task.name, "status": "failed", "output": None, "code": job.code, "reason": str(job)}
                 else:
@@ -279,6 +278,19 @@ def _run_beside(args: argparse.Namespace, options: Options) -> int:
                 else:
                     print(f"alphacut: error: {rec['reason']}", file=sys.stderr)
                 failed += rec["status"] != "done"
+
+            for t in tasks:
+                if len(inflight) >= window:
+                    report(*inflight.popleft())
+                try:  # a PDF's part is read here (bytes); a file goes by its path
+                    src = t.item.read() if t.item.read is not None else t.item.path
+                    job: Any = None if t.item.problem else engine.submit(src, name=t.name, options=options,
+                                                                          output=t.output)  # type: ignore[arg-type]
+                except InputError as err:
+                    job = err
+                inflight.append((t, job))
+            while inflight:
+                report(*inflight.popleft())
     except KeyboardInterrupt:
         print("alphacut: stopped", file=sys.stderr)
         return 130
