@@ -291,6 +291,79 @@ def report(results: dict[str, dict[str, dict]], models: list[str], label: str = 
               f"IoU on every sequence >= per-frame - 0.01 (worst {worst[0]:+.4f}) {'ok' if hit[2] else 'MISSED'}")
     return ok
 
+def state_bytes(stab: Any) -> int:
+    """Bytes of the arrays the stage holds (its window of frames)."""
+    return sum(v.nbytes for f in stab._frames for v in vars(f).values() if isinstance(v, np.ndarray))
+
+
+def cost(params: dict[str, Any], store: Any, seq: str = "dance-twirl", count: int = 10) -> None:
+    """The stage's time a frame and the memory it holds at 854x480, 1080p and 4K (DAVIS frames
+    and their U2-Netp mattes resized up; the first ``radius`` pushes are warm-up)."""
+    import cv2
+
+    from alphacut.matte.temporal import MatteStabilizer
+
+    pf = PerFrame("u2netp", store)
+    clip = [(read_rgb(f), pf.matte(f)) for f in frames(seq)[:count]]
+    print(f"\nstage cost {params or 'defaults'} ({seq}, {count} frames; cv2 threads {cv2.getNumThreads()})")
+    for w, h in ((854, 480), (1920, 1080), (3840, 2160)):
+        stab = MatteStabilizer(**params)
+        took, peak = [], 0
+        for rgb, a in clip:
+            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+            a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
+            t = time.perf_counter()
+            stab.push(rgb, a)
+            took.append(time.perf_counter() - t)
+            peak = max(peak, state_bytes(stab))
+        stab.flush()
+        steady = took[stab.radius:]
+        print(f"  {w}x{h}: {1000 * np.median(steady):.0f} ms a frame (median of {len(steady)}), "
+              f"state {peak / 2**20:.0f} MB")
+
+
+def strips(folder: Path, models: list[str], seqs: list[str], params: dict[str, Any], store: Any,
+           start: int | None = None, count: int = 5) -> None:
+    """For each sequence and model, a PNG: ``count`` consecutive frames from the middle of the
+    sequence (or ``start``), rows: the frame, the per-frame cutout, the stage's cutout, both
+    over a saturated colour far from the frames' mean colour; half size."""
+    import cv2
+
+    from alphacut.matte.temporal import MatteStabilizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for seq in seqs:
+        fs = frames(seq)
+        s0 = len(fs) // 2 - count // 2 if start is None else start
+        for m in models:
+            pf = PerFrame(m, store)
+            stab = MatteStabilizer(**params)
+            rgbs, raw, out = {}, {}, {}
+            for t, f in enumerate(fs[: s0 + count + stab.radius]):
+                rgb = read_rgb(f)
+                a = pf.matte(f, rgb)
+                if s0 <= t < s0 + count:
+                    rgbs[t], raw[t] = rgb, a
+                out.update({i: x for i, x in stab.push(rgb, a) if s0 <= i < s0 + count})
+            out.update({i: x for i, x in stab.flush() if s0 <= i < s0 + count})
+            mean = np.mean([x.reshape(-1, 3).mean(0) for x in rgbs.values()], axis=0)
+            colour = max(((255, 0, 255), (0, 255, 0), (0, 128, 255), (255, 255, 0)),
+                          key=lambda c: float(np.abs(np.array(c) - mean).sum()))
+            bg = np.array(colour, np.float32)
+
+            def over(rgb: np.ndarray, a: np.ndarray) -> np.ndarray:
+                return (a[..., None] * rgb + (1 - a[..., None]) * bg).astype(np.uint8)
+
+            rows = [np.hstack([rgbs[t] for t in sorted(rgbs)]),
+                    np.hstack([over(rgbs[t], raw[t]) for t in sorted(rgbs)]),
+                    np.hstack([over(rgbs[t], out[t]) for t in sorted(rgbs)])]
+            img = np.vstack(rows)
+            img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            path = folder / f"{seq}-{m}-{s0:03d}.png"
+            cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            print(f"wrote {path} (frames {s0}..{s0 + count - 1}; rows: frame, per-frame, stage)")
+
+
 def precompute(models: list[str], seqs: list[str], store: Any) -> None:
     for model in models:
         pf = PerFrame(model, store)
@@ -313,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="a MatteStabilizer keyword (repeatable), e.g. --param radius=3")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE,...",
                     help="another configuration of the stage scored in the same run (repeatable)")
+    ap.add_argument("--strips", type=Path, default=None, help="write before/after strips to DIR")
+    ap.add_argument("--strip-start", type=int, default=None, help="first frame of each strip")
+    ap.add_argument("--cost", action="store_true", help="only time the stage at 854x480, 1080p and 4K")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args(argv)
     if not DAVIS.is_dir():
@@ -333,6 +409,13 @@ def main(argv: list[str] | None = None) -> int:
     variants = {"t": params}
     for i, v in enumerate(args.variant):
         variants[f"v{i + 1}"] = {**params, **keywords(v.split(","))}
+    if args.strips:
+        strips(args.strips, models, seqs if args.seqs else ["motocross-jump", "dance-twirl", "scooter-black"],
+               params, store, args.strip_start)
+        return 0
+    if args.cost:
+        cost(params, store)
+        return 0
     makers = {m: PerFrame(m, store) for m in models}
     results = {}
     frames_n = 0

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from alphacut.matte.temporal import MatteStabilizer, scene_change
+from alphacut.matte.temporal import CUT_HIST, MatteStabilizer, scene_change
 
 from conftest import EVAL
 
@@ -183,7 +183,20 @@ def test_scene_cut_is_not_blended(mattes, clip) -> None:
     assert [i for i, _ in out] == list(range(16))
     for (_, got), want in zip(out, alone):
         np.testing.assert_array_equal(got, want)
-    assert scene_change(a_frames[-1], b_frames[0]) > 0.45 > scene_change(a_frames[-2], a_frames[-1])
+    assert scene_change(a_frames[-1], b_frames[0]) > 0.35 > scene_change(a_frames[-2], a_frames[-1])
+
+
+def test_scene_cut_with_the_same_colours_is_found(clip) -> None:
+    """A cut to a shot with the very same colour histogram (the shot turned upside down) is
+    found by the flow: almost nothing of the old frame can be followed into the new one."""
+    frames = clip[0][:6]
+    turned = [np.ascontiguousarray(f[::-1, ::-1]) for f in frames]
+    assert scene_change(frames[-1], turned[0]) < CUT_HIST  # the colours alone would not tell
+    stab = MatteStabilizer(radius=2)
+    zero = np.zeros(frames[0].shape[:2], np.float32)
+    for f in frames + turned:
+        stab.push(f, zero)
+    assert stab.cuts == [6]
 
 
 def test_stream_order_delay_and_refusals(clip, mattes) -> None:
