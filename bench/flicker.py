@@ -109,6 +109,9 @@ class PerFrame:
         h = hashlib.blake2b(f"{frame.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode(), digest_size=12)
         return self.folder / f"{frame.parent.parent.name}-{frame.stem}-{h.hexdigest()}.png"
 
+    def cached(self, frame: Path) -> bool:
+        return self._path(frame).is_file()
+
     def matte(self, frame: Path, rgb: np.ndarray | None = None) -> np.ndarray:
         import cv2
 
@@ -254,10 +257,12 @@ def score_sequence(seq: str, makers: dict[str, Any], variants: dict[str, dict[st
 
 def report(results: dict[str, dict[str, dict]], models: list[str], label: str = "t") -> bool:
     """Print the table; True when every target holds."""
-    seqs = list(results)
     ok = True
     keys = ("iou", "we", "dtssd", "floor", "soft")
     for m in models:
+        seqs = [s for s in results if m in results[s]]
+        if not seqs:
+            continue
         print(f"\n{m}, fast tier: per-frame mattes (pf) vs the temporal stage's (t)"
               + (f" [variant {label}]" if label != "t" else ""))
         print(f"{'sequence':19s} {'IoU pf':>6s} {'IoU t':>6s} {'dIoU':>7s} | {'WE pf':>6s} {'WE t':>6s} {'t/pf':>5s} | "
@@ -308,17 +313,19 @@ def cost(params: dict[str, Any], store: Any, seq: str = "dance-twirl", count: in
     print(f"\nstage cost {params or 'defaults'} ({seq}, {count} frames; cv2 threads {cv2.getNumThreads()})")
     for w, h in ((854, 480), (1920, 1080), (3840, 2160)):
         stab = MatteStabilizer(**params)
-        took, peak = [], 0
+        took, cpu, peak = [], [], 0
         for rgb, a in clip:
             rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
             a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             stab.push(rgb, a)
             took.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
             peak = max(peak, state_bytes(stab))
         stab.flush()
-        steady = took[stab.radius:]
-        print(f"  {w}x{h}: {1000 * np.median(steady):.0f} ms a frame (median of {len(steady)}), "
+        steady = slice(stab.radius, None)
+        print(f"  {w}x{h}: {1000 * np.median(took[steady]):.0f} ms a frame wall, "
+              f"{1000 * np.median(cpu[steady]):.0f} ms CPU (medians of {len(took[steady])}), "
               f"state {peak / 2**20:.0f} MB")
 
 
@@ -389,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strips", type=Path, default=None, help="write before/after strips to DIR")
     ap.add_argument("--strip-start", type=int, default=None, help="first frame of each strip")
     ap.add_argument("--cost", action="store_true", help="only time the stage at 854x480, 1080p and 4K")
+    ap.add_argument("--only-cached", action="store_true",
+                    help="score a model only on sequences whose every per-frame matte is cached")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args(argv)
     if not DAVIS.is_dir():
@@ -417,12 +426,21 @@ def main(argv: list[str] | None = None) -> int:
         cost(params, store)
         return 0
     makers = {m: PerFrame(m, store) for m in models}
+    if args.only_cached:
+        skipped = [(m, s) for m in models for s in seqs if not all(makers[m].cached(f) for f in frames(s))]
+        for m, s in skipped:
+            print(f"{m}: {s} left out (not every frame's matte is cached)")
+    else:
+        skipped = []
     results = {}
     frames_n = 0
     stage_s = 0.0
     for seq in seqs:
         t = time.perf_counter()
-        results[seq], timing = score_sequence(seq, makers, variants)
+        todo = {m: pf for m, pf in makers.items() if (m, seq) not in skipped}
+        if not todo:
+            continue
+        results[seq], timing = score_sequence(seq, todo, variants)
         frames_n += timing["frames"]
         stage_s += timing["stage_s"]
         print(f"  {seq}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)

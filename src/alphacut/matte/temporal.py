@@ -118,8 +118,8 @@ class MatteStabilizer:
     over RGB) at which a carried-over neighbour's trust falls to 1/e.
     """
 
-    def __init__(self, radius: int = 2, *, flow_side: int = 512, temporal_sigma: float = 2.0,
-                 confidence_gain: float = 1.0, photo_sigma: float = 12.0, fb_alpha: float = 0.01,
+    def __init__(self, radius: int = 3, *, flow_side: int = 512, temporal_sigma: float = 3.0,
+                 confidence_gain: float = 0.0, photo_sigma: float = 12.0, fb_alpha: float = 0.01,
                  fb_beta: float = 0.5, preset: int = cv2.DISOpticalFlow_PRESET_MEDIUM) -> None:
         if radius < 0:
             raise ValueError("radius must be >= 0")
