@@ -333,7 +333,7 @@ def strips(folder: Path, models: list[str], seqs: list[str], params: dict[str, A
            start: int | None = None, count: int = 5) -> None:
     """For each sequence and model, a PNG: ``count`` consecutive frames from the middle of the
     sequence (or ``start``), rows: the frame, the per-frame cutout, the stage's cutout, both
-    over a saturated colour far from the frames' mean colour; half size."""
+    over a saturated colour far from the frames' mean colour; cropped to the subject."""
     import cv2
 
     from alphacut.matte.temporal import MatteStabilizer
@@ -361,11 +361,20 @@ def strips(folder: Path, models: list[str], seqs: list[str], params: dict[str, A
             def over(rgb: np.ndarray, a: np.ndarray) -> np.ndarray:
                 return (a[..., None] * rgb + (1 - a[..., None]) * bg).astype(np.uint8)
 
-            rows = [np.hstack([rgbs[t] for t in sorted(rgbs)]),
-                    np.hstack([over(rgbs[t], raw[t]) for t in sorted(rgbs)]),
-                    np.hstack([over(rgbs[t], out[t]) for t in sorted(rgbs)])]
+            # crop to the annotated subject over the strip (plus a margin), at most 2400 px wide
+            masks = [read_mask(seq, fs[t]) for t in sorted(rgbs)]
+            ys, xs = np.nonzero(np.maximum.reduce(masks))
+            h, w = masks[0].shape
+            y0, y1 = max(0, ys.min() - 40), min(h, ys.max() + 41)
+            x0, x1 = max(0, xs.min() - 40), min(w, xs.max() + 41)
+            crop = (slice(y0, y1), slice(x0, x1))
+            rows = [np.hstack([rgbs[t][crop] for t in sorted(rgbs)]),
+                    np.hstack([over(rgbs[t], raw[t])[crop] for t in sorted(rgbs)]),
+                    np.hstack([over(rgbs[t], out[t])[crop] for t in sorted(rgbs)])]
             img = np.vstack(rows)
-            img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            if img.shape[1] > 2400:
+                f = 2400 / img.shape[1]
+                img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
             path = folder / f"{seq}-{m}-{s0:03d}.png"
             cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             print(f"wrote {path} (frames {s0}..{s0 + count - 1}; rows: frame, per-frame, stage)")

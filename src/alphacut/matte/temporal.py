@@ -16,12 +16,16 @@ Why it does not make moving edges lag:
   al. 2010) and a photometric check (the neighbour's colour, carried over, must match this
   frame's), both soft; occluded and disoccluded pixels, flow failures and pixels carried out of
   the picture give the neighbour no say, and this frame's own matte stands;
-- this frame's own matte weighs more where the model is confident (``confidence_gain``), so a
-  value the model is sure of needs a clear majority of trusted neighbours to move.
+- the neighbours' weights fall off with their distance in frames (Gaussian, ``temporal_sigma``).
+  ``confidence_gain`` can make this frame's own matte weigh more where the model is sure of
+  it; it is off by default because on davis2016-video every gain tried lowered IoU and raised
+  the warping error (models are confidently wrong in exactly the frames that flicker: a
+  trusted majority of neighbours is the better judge). Numbers: docs/video-quality.md.
 
-Scene cuts: a frame whose colour histogram differs sharply from the previous one's (or whose
-flow from it is trusted almost nowhere) starts a new shot; frames never take samples across a
-shot boundary, and the old shot's waiting frames are released at once.
+Scene cuts: a frame whose colour histogram differs sharply from the previous one's, or whose
+previous frame the flow can follow to matching colours almost nowhere, starts a new shot;
+frames never take samples across a shot boundary, and the old shot's waiting frames are
+released at once.
 
 The streaming interface (what the frame loop calls; one object per clip)::
 
@@ -43,8 +47,8 @@ caller's are not modified). A clip whose frame size changes is refused (ValueErr
 Cost is bounded at any resolution: the flow (OpenCV's DIS) and the trust maps are computed at a
 working size of at most ``flow_side`` pixels on the long side (512 by default). The matte's own
 detail comes from a model that saw the frame at 320-1024 px, so its motion is fully described at
-that scale, while DIS's cost grows with the pixel count (a 4K frame has 32 times the pixels of
-the working size). Only the warps of the mattes and the weighted mean run at full resolution
+that scale, while DIS's cost grows with the pixel count (a 4K frame has 56 times the pixels
+of the working size). Only the warps of the mattes and the weighted mean run at full resolution
 (OpenCV ``remap``/``resize``, multi-threaded inside OpenCV). Flows are computed once per
 consecutive pair (forward and backward) and chained for neighbours further away, so the number
 of flow computations per frame does not grow with ``radius``.
@@ -53,7 +57,7 @@ of flow computations per frame does not grow with ``radius``.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import cv2
@@ -105,7 +109,6 @@ class _Frame:
     fwd_trust: np.ndarray | None = None
     bwd: np.ndarray | None = None
     bwd_trust: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class MatteStabilizer:
@@ -189,7 +192,8 @@ class MatteStabilizer:
         small = cv2.resize(frame_rgb, (ww, wh), interpolation=cv2.INTER_AREA)
         gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         rgb = cv2.GaussianBlur(small, (3, 3), 0).astype(np.float32)
-        f = _Frame(self._next_index, self._shot, np.asarray(matte, np.float32), rgb, gray, _hist(small))
+        # a copy: the caller may reuse its buffer while this frame waits for its neighbours
+        f = _Frame(self._next_index, self._shot, np.array(matte, np.float32), rgb, gray, _hist(small))
         self._next_index += 1
         return f
 
@@ -200,11 +204,11 @@ class MatteStabilizer:
             return False
         fwd = self._dis.calc(a.gray, b.gray, None)
         bwd = self._dis.calc(b.gray, a.gray, None)
-        a_trust = self._trust(fwd, bwd, a.rgb, b.rgb)
+        a_trust = self._trust(fwd, bwd)
         self.agreement = float((a_trust * self._colour_trust(a, b, fwd)).mean())
         if self.agreement < CUT_AGREE:
             return False
-        b_trust = self._trust(bwd, fwd, b.rgb, a.rgb)
+        b_trust = self._trust(bwd, fwd)
         a.fwd, a.fwd_trust, b.bwd, b.bwd_trust = fwd, a_trust, bwd, b_trust
         return True
 
@@ -219,7 +223,7 @@ class MatteStabilizer:
     def _map(self, flow: np.ndarray) -> np.ndarray:
         return self._grid + flow  # type: ignore[operator]
 
-    def _trust(self, f_ab: np.ndarray, f_ba: np.ndarray, rgb_a: np.ndarray, rgb_b: np.ndarray) -> np.ndarray:
+    def _trust(self, f_ab: np.ndarray, f_ba: np.ndarray) -> np.ndarray:
         """Per pixel of ``a``: how far its flow to ``b`` can be trusted (0..1), from the
         forward-backward check (soft) times landing inside ``b``."""
         m = self._map(f_ab)
@@ -227,7 +231,7 @@ class MatteStabilizer:
         err = _sq(f_ab + back)
         tol = self.fb_alpha * (_sq(f_ab) + _sq(back)) + self.fb_beta
         trust = np.exp(-err / tol)
-        wh, ww = rgb_a.shape[:2]
+        wh, ww = f_ab.shape[:2]
         inside = (m[..., 0] >= 0) & (m[..., 0] <= ww - 1) & (m[..., 1] >= 0) & (m[..., 1] <= wh - 1)
         return (trust * inside).astype(np.float32)
 
