@@ -2,8 +2,15 @@
 
     nice PYTHONPATH=src .venv/bin/python bench/flicker.py                       # both models, 12 sequences
     nice PYTHONPATH=src .venv/bin/python bench/flicker.py --models u2netp --seqs motocross-jump,dance-twirl
+    nice PYTHONPATH=src .venv/bin/python bench/flicker.py --models isnet --only-cached  # sequences already cached
     nice PYTHONPATH=src .venv/bin/python bench/flicker.py --precompute --models isnet   # fill the cache only
-    nice PYTHONPATH=src .venv/bin/python bench/flicker.py --strips /tmp/strips          # before/after strips
+    nice PYTHONPATH=src .venv/bin/python bench/flicker.py --variant radius=2 --variant flow_side=384
+                        # other settings of the stage scored in the same run (tables after the main one)
+    nice PYTHONPATH=src .venv/bin/python bench/flicker.py --cost                # ms a frame at 480p/1080p/4K
+    nice PYTHONPATH=src .venv/bin/python bench/flicker.py --strips /tmp/strips  # before/after strips (PNG)
+
+The frame loop's bench (bench/video.py) can call ``score_sequence`` / ``report`` / ``cost`` from
+here, or run this script.
 
 Data: ``<repo>/../shared/eval/davis2016-video`` (12 DAVIS 2016 sequences, 854x480, every frame
 with a binary mask of the annotated object); absent: the bench says so and exits 0.
@@ -22,14 +29,23 @@ Stabilised mattes: each sequence streamed through ``alphacut.matte.temporal.Matt
 Metrics, per sequence (alpha in 0..1):
 - warping error (x1000): the mean over consecutive pairs of the mean squared difference
   between matte t and matte t-1 warped to t, over pixels where that flow is trusted (Lai et
-  al., ECCV 2018). The flow here is OpenCV's Farneback at the full 854x480 with a
-  forward-backward check (0.5 + 5% of the motion) — a different method at a different
+  al., ECCV 2018). The flow here is OpenCV's Farneback (5 levels, 21 px window) at the full
+  854x480, trusted where forward and backward agree (|f + b|^2 < 0.01 (|f|^2 + |b|^2) + 0.5,
+  Sundaram et al.) and the point stays in the picture — a different method at a different
   resolution from the stage's own (DIS at its reduced working size): measured with the stage's
   flow, smoothing along that flow would score itself.
 - dtSSD (x100): the mean over consecutive pairs of sqrt(mean_p ((a_t - a_t-1) - (g_t - g_t-1))^2)
   with g the ground-truth mask (Erofeev et al., 2015): the matte's change that the truth's own
   motion does not explain, lag and flicker alike.
 - IoU: mean over frames of IoU(matte >= 0.5, mask), per sequence: a lagging edge shows here.
+- floor (x100, per-frame mattes): mean over pairs of sqrt(mean_p (W(e_t-1) - e_t-1)^2), e = matte
+  minus truth, W the evaluation's warp: the dtSSD that per-frame mattes would keep with every
+  bit of flicker gone, because each frame's spatial error (a kept second object, an edge a few
+  pixels off) moves with the subject and the truth's change does not contain it. An estimate
+  (the evaluation's flow errs too) of where a stage that only removed flicker would stop;
+  below it only more accurate mattes go.
+- soft (%): share of pixels with 0.05 < alpha < 0.95: averaging mattes that disagree makes
+  soft pixels, and smearing a moving subject would make many.
 Targets (issue 13): warping error and dtSSD at least 40% lower than the independent per-frame
 mattes of the same model (on the whole set: the mean over sequences), IoU no more than 0.01
 lower on any sequence.
