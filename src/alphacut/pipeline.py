@@ -25,7 +25,7 @@ from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, 
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
 from .matte.decide import decide_mattes
-from .matte.predict import Runner, predict_matte
+from .matte.predict import Runner, model_view, predict_matte
 from .matte.upsample import to_unit_float, upsample_matte
 from .models.catalog import DEFAULT_MODEL, ModelSpec
 from .second_opinion import Helper, HelperLoader
@@ -166,9 +166,15 @@ def infer(
 
     def run_models(rgb: np.ndarray) -> np.ndarray:
         small = plan_inference_image(rgb)
-        coarse = predict_matte(session, small, spec)
+        seen = model_view(small, spec)  # the model's own view, resized once
+        coarse = predict_matte(session, seen, spec)
         if second is not None:  # decided where the models are: at the chosen model's resolution
-            coarse = decide_mattes(coarse, predict_matte(second[0], small, second[1]), small)
+            # the photo's edges at the matte's size: the model's view when it holds the very
+            # pixels decide would make (8-bit, area-averaged or as it is), else the photo
+            area = seen.shape[0] < small.shape[0] or seen.shape[1] < small.shape[1]
+            same = seen.shape[:2] == coarse.shape and small.dtype == np.uint8 and (area or seen is small)
+            edges = seen if same else small
+            coarse = decide_mattes(coarse, predict_matte(second[0], small, second[1]), edges)
         return coarse
 
     on_stage("inferring", 0.0)
