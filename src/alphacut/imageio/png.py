@@ -14,7 +14,6 @@ The output is a standard PNG; ``verify`` decodes it again with Pillow or OpenCV.
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -126,7 +125,11 @@ def write_png(
         out.append(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
     if exif:
         out.append(chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    stream = _zlib_stream(pixels, threads or min(4, os.cpu_count() or 1))
+    if not threads:  # the process's budget for full-resolution work (matte.tiles)
+        from ..matte.tiles import worker_threads
+
+        threads = min(4, worker_threads())
+    stream = _zlib_stream(pixels, threads)
     for start in range(0, len(stream), 1 << 24):  # IDAT chunks of at most 16 MiB
         out.append(chunk(b"IDAT", stream[start : start + (1 << 24)]))
     out.append(chunk(b"IEND", b""))

@@ -435,6 +435,7 @@ class JobEngine:
             providers=self.providers,
             artifacts_dir=str(self.artifacts_dir) if self.artifacts_dir is not None else None,
             pipelined=self.pipelined,
+            cores=max(1, physical_cores() // self.workers),
         )
         proc = self._ctx.Process(target=self._worker_main, args=(child, cfg), name="alphacut-worker", daemon=True)
         use_huge_pages_in_children()  # a fresh process reads glibc's tunables at start (see memory)

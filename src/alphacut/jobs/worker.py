@@ -21,6 +21,7 @@ import os
 import queue
 import signal
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ class InFlight:
     task: Task
     decoded: Any = None
     inferred: Any = None
+    #: wall seconds of its model pass (the finishing side's thread count is set against it)
+    infer_s: float = 0.0
 
 
 def _plain_reason(exc: BaseException) -> tuple[str, str]:
@@ -59,6 +62,7 @@ class Worker:
         self.cfg = cfg
         self.lock = threading.Lock()
         self.artifacts = Path(cfg.artifacts_dir) if cfg.artifacts_dir else None
+        self.finish_threads: Any = None
 
     def send(self, msg: FromWorker) -> None:
         with self.lock:
@@ -88,7 +92,9 @@ class Worker:
         # (``encode``), beside the next image's inference — on a GPU while the device infers;
         # on 2 CPU cores it measured even (docs/speed.md, "Batches")
         decoded, item.decoded = item.decoded, None
+        t = time.perf_counter()
         item.inferred = self.stages.infer(decoded, task.options, on_stage=self.reporter(task.id))
+        item.infer_s = time.perf_counter() - t
         return item
 
     def encode(self, item: InFlight) -> None:
@@ -99,8 +105,10 @@ class Worker:
         task = item.task
         on_stage = self.reporter(task.id)
         inferred, item.inferred = item.inferred, None
+        t = time.perf_counter()
         cutout = self.stages.finish(inferred, on_stage=on_stage)
         data = self.stages.render(cutout, task.options, name=task.name, on_stage=on_stage)
+        self._balance(item.infer_s, time.perf_counter() - t)
         timings = cutout.timings  # decode, the model passes, finish, encode, verify: the stages'
         kept: str | None = None
         with timed(timings, "write"):
@@ -118,6 +126,13 @@ class Worker:
             timings=dict(timings), provider=cutout.provider,
             warnings=tuple(dict.fromkeys(cutout.warnings)), artifacts=kept,
         ))
+
+    def _balance(self, infer_s: float, finish_s: float) -> None:
+        """A pipelined worker: the finishing side's threads for the next image (``layout``)."""
+        if self.finish_threads is not None:
+            from ..matte.tiles import use_threads
+
+            use_threads(self.finish_threads.observe(infer_s, finish_s))
 
     # --- threads --------------------------------------------------------------------------
 
@@ -161,6 +176,13 @@ class Worker:
             return
         self.send(Ready(os.getpid(), self.session.provider, tuple(self.session.warnings)))
         if cfg.pipelined:
+            from ..matte.tiles import use_threads
+            from ..models.session import physical_cores
+            from .layout import FinishThreads
+
+            #: the finishing side's share of the cores, measured image by image (``layout``)
+            self.finish_threads = FinishThreads.start(cfg.cores or physical_cores(), self.session.provider)
+            use_threads(self.finish_threads.threads)
             q_dec: queue.Queue = queue.Queue()
             q_inf: queue.Queue = queue.Queue(maxsize=1)
             q_enc: queue.Queue = queue.Queue(maxsize=1)

@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-__all__ = ["Tile", "all_tiles", "band_tiles", "resample_tile", "window_for", "map_tiles", "worker_threads"]
+__all__ = ["Tile", "all_tiles", "band_tiles", "resample_tile", "window_for", "map_tiles", "use_threads",
+           "worker_threads"]
 
 #: full-resolution tile side: big enough that per-tile Python overhead is noise, small enough
 #: that skipping tiles without a soft edge saves most of the work on a typical photo
@@ -26,11 +27,29 @@ TILE = 256
 Tile = tuple[int, int, int, int]  # y0, y1, x0, x1 in full-resolution pixels
 
 
+#: threads for full-resolution work in this process, when set (``use_threads``): the job
+#: engine's workers size it by measurement, beside ONNX Runtime's own threads
+_budget: int | None = None
+
+
+def use_threads(n: int | None) -> None:
+    """Run tile work (and the PNG writer's strips) on ``n`` threads from now on; None: every core.
+
+    A pipelined worker finishes one image while the model runs on the next; giving its
+    full-resolution work every core as well would put twice as many busy threads as cores on
+    the machine (``jobs/layout.py`` picks ``n``)."""
+    global _budget
+    _budget = None if n is None else max(1, int(n))
+
+
 def worker_threads() -> int:
-    """Threads for tile work: the cores this process may use (``ALPHACUT_TILE_THREADS`` overrides)."""
+    """Threads for tile work: ``ALPHACUT_TILE_THREADS``, else the budget set by ``use_threads``,
+    else the cores this process may use."""
     env = os.environ.get("ALPHACUT_TILE_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
+    if _budget is not None:
+        return _budget
     try:
         return max(1, min(8, len(os.sched_getaffinity(0))))
     except AttributeError:  # not Linux
