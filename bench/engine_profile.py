@@ -49,10 +49,11 @@ from alphacut.jobs.worker import Worker, worker_main  # noqa: E402
 STAGES = ("decoding", "inferring", "refining", "encoding", "verifying")
 
 
-def _proc_cpu(pid: int | str = "self") -> float:
+def _proc_cpu(pid: int | str = "self", *, system: bool = False) -> float:
+    """User + system CPU seconds of a process (all its threads); ``system``: the kernel's part only."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
         f = fh.read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(f[12]) + (0 if system else int(f[11]))) / os.sysconf("SC_CLK_TCK")
 
 
 class ProfilingWorker(Worker):
@@ -62,6 +63,7 @@ class ProfilingWorker(Worker):
         super().__init__(conn, cfg)
         self.marks: dict[str, list[tuple[str, float, float]]] = {}
         self.sent = [0, 0]  # messages, pickled bytes
+        self.step_cpu: dict[str, dict[str, float]] = {}
         self.started_cpu = _proc_cpu()
 
     def reporter(self, job_id: str) -> Any:
@@ -74,6 +76,20 @@ class ProfilingWorker(Worker):
 
         return on_stage
 
+    def _step(self, item: Any, step: Any, stage: str) -> Any:
+        """One of the three threads' steps, with that thread's CPU time for it."""
+        t = time.thread_time()
+        try:
+            return step(item)
+        finally:
+            self.step_cpu.setdefault(item.task.id, {})[stage] = time.thread_time() - t
+
+    def decode(self, item: Any) -> Any:
+        return self._step(item, super().decode, "decoding")
+
+    def infer(self, item: Any) -> Any:
+        return self._step(item, super().infer, "inferring")
+
     def send(self, msg: Any) -> None:
         if isinstance(msg, Ready):
             msg = replace(msg, warnings=msg.warnings + (f"cpu-at-ready={_proc_cpu()}",))
@@ -83,8 +99,12 @@ class ProfilingWorker(Worker):
             marks = self.marks.pop(msg.job_id, []) + [("end", *end)]
             for (stage, p0, t0), (_, p1, t1) in zip(marks, marks[1:]):
                 cpu[f"cpu.{stage}"] = cpu.get(f"cpu.{stage}", 0.0) + p1 - p0
-                cpu[f"thread.{stage}"] = cpu.get(f"thread.{stage}", 0.0) + t1 - t0
+                if stage in ("refining", "encoding", "verifying"):  # on the finishing thread, as is "end"
+                    cpu[f"thread.{stage}"] = cpu.get(f"thread.{stage}", 0.0) + t1 - t0
+            for stage, v in self.step_cpu.pop(msg.job_id, {}).items():
+                cpu[f"thread.{stage}"] = v
             cpu["proc_cpu"] = _proc_cpu()
+            cpu["proc_sys"] = _proc_cpu(system=True)
             cpu["sent_msgs"], cpu["sent_bytes"] = self.sent[0], self.sent[1]
             msg = replace(msg, timings={**msg.timings, **cpu})
         self.sent[0] += 1
@@ -123,12 +143,12 @@ def run_mode(mode: str, src: Path, out: Path, model: str) -> dict[str, Any]:
     jobs = sorted(records, key=lambda r: r.get("timings", {}).get("proc_cpu", 0))
     at_ready = float(next(w.split("=")[1] for w in ready["warnings"] if w.startswith("cpu-at-ready=")))
     per_image = []
-    prev = at_ready
+    prev, prev_sys = at_ready, 0.0
     for r in jobs:
         t = r["timings"]
         per_image.append({**{k: v for k, v in t.items() if k.startswith(("cpu.", "thread."))},
-                          "process": t["proc_cpu"] - prev})
-        prev = t["proc_cpu"]
+                          "process": t["proc_cpu"] - prev, "system": t["proc_sys"] - prev_sys})
+        prev, prev_sys = t["proc_cpu"], t["proc_sys"]
     return {"mode": mode, "wall": wall, "parent_cpu": parent_cpu, "worker_cpu_at_ready": at_ready,
             "per_image": per_image, "sent_msgs": jobs[-1]["timings"]["sent_msgs"],
             "sent_bytes": jobs[-1]["timings"]["sent_bytes"], "task_bytes": tasks_bytes, "n": len(jobs)}
@@ -147,12 +167,12 @@ def run_loop(src: Path, out: Path, model: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     for p in sorted(src.iterdir()):
         marks: list[tuple[str, float]] = []
-        c = time.process_time()
+        c, sys0 = time.process_time(), _proc_cpu(system=True)
         cut, data = r.stages.run(str(p), options=Options(model=model),
                                  on_stage=lambda s, f: marks.append((s, time.process_time())) if f == 0.0 else None)
         atomic_write(out / (p.stem + ".png"), data)
         marks.append(("end", time.process_time()))
-        row = {"process": marks[-1][1] - c}
+        row = {"process": marks[-1][1] - c, "system": _proc_cpu(system=True) - sys0}
         for (s, a), (_, b) in zip(marks, marks[1:]):
             row[f"cpu.{s}"] = row.get(f"cpu.{s}", 0.0) + b - a
         per_image.append(row)
@@ -225,6 +245,7 @@ def main() -> None:
         cells = ["" if m != "pipelined" else f"{statistics.median(helpers[1:] or helpers):.2f}" for m in results]
         print("| helper threads (ORT pool, tile and PNG pools) | " + " | ".join(cells) + " |")
     print("| **whole image** | " + " | ".join(f"**{med(r['per_image'], 'process'):.2f}**" for r in results.values()) + " |")
+    print("| of which the kernel's (page faults, mmap) | " + " | ".join(f"{med(r['per_image'], 'system'):.2f}" for r in results.values()) + " |")
     print()
     for mode, r in results.items():
         if mode == "loop":

@@ -25,6 +25,7 @@ from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, 
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
 from .matte.decide import decide_mattes
+from .matte.fused import fuses, upsample_and_decontaminate
 from .matte.predict import Runner, model_view, predict_matte
 from .matte.upsample import to_unit_float, upsample_matte
 from .models.catalog import DEFAULT_MODEL, ModelSpec
@@ -207,6 +208,18 @@ def finish(inferred: Inferred, *, on_stage: StageCallback = _noop) -> Cutout:
     timings = dict(inferred.timings)
 
     on_stage("refining", 0.0)
+    if (inferred.crop is None and options.quality != "best" and picture.alpha is None
+            and options.decontaminate and fuses(picture.rgb.shape)):
+        # a large photo's upsampling and decontamination in one full-resolution pass (the
+        # same matte; the colour within a stated tolerance: matte/fused.py)
+        t = time.perf_counter()
+        power = CONFIDENCE_POWER
+        matte, foreground = upsample_and_decontaminate(inferred.coarse, picture.rgb, confidence_power=power)
+        timings["upsample+decontaminate"] = time.perf_counter() - t
+        if matte.size > RELEASE_ORIGINAL_PIXELS:
+            picture = replace(picture, rgb=foreground)  # as below: keep one of the two
+        on_stage("refining", 1.0)
+        return Cutout(picture, matte, foreground, options, warnings=list(inferred.warnings), timings=timings)
     t = time.perf_counter()
     matte = upsample_matte(inferred.coarse, picture.rgb)
     if inferred.crop is not None:
