@@ -132,8 +132,8 @@ def write_png(
         out.append(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
     if exif:
         out.append(chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    if not threads:  # the process's budget for full-resolution work (matte.tiles)
-        from ..matte.tiles import worker_threads
+    if not threads:  # the process's budget for full-resolution work (parallel.use_threads)
+        from ..parallel import worker_threads
 
         threads = min(4, worker_threads())
     stream = b"".join(_zlib_stream(pixels, threads))

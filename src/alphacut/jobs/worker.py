@@ -130,7 +130,7 @@ class Worker:
     def _balance(self, infer_s: float, finish_s: float) -> None:
         """A pipelined worker: the finishing side's threads for the next image (``layout``)."""
         if self.finish_threads is not None:
-            from ..matte.tiles import use_threads
+            from ..parallel import use_threads
 
             use_threads(self.finish_threads.observe(infer_s, finish_s))
 
@@ -176,7 +176,7 @@ class Worker:
             return
         self.send(Ready(os.getpid(), self.session.provider, tuple(self.session.warnings)))
         if cfg.pipelined:
-            from ..matte.tiles import use_threads
+            from ..parallel import use_threads
             from ..models.session import physical_cores
             from .layout import FinishThreads
 

@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 
 from .decontaminate import CONFIDENCE_POWER, WORK_MAX_SIDE, BlurFields, blur_grid
-from .tiles import Tile, all_tiles, map_tiles
+from ..parallel import map_pieces
+from .tiles import Tile, all_tiles
 from .upsample import GuidedFit, plan_upsample, to_unit_float
 
 __all__ = ["fuses", "upsample_and_decontaminate"]
@@ -79,7 +80,7 @@ def upsample_and_decontaminate(coarse: np.ndarray, image: np.ndarray, *,
         _working_output(plan, t, c, working)
         fits[t] = c
 
-    map_tiles(fit, plan.tiles)
+    map_pieces(fit, plan.tiles)
 
     # 2. the blur passes on the working-resolution picture and matte, shrunk to the blur grid
     fields = BlurFields.fit(cv2.resize(plan.Iw, (bw, bh), interpolation=cv2.INTER_AREA),
@@ -96,5 +97,5 @@ def upsample_and_decontaminate(coarse: np.ndarray, image: np.ndarray, *,
             plan.apply(t, c)
         fields.correct(image, matte, out, t)
 
-    map_tiles(finish, all_tiles(H, W))
+    map_pieces(finish, all_tiles(H, W))
     return matte, out

@@ -17,7 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .tiles import TILE, Tile, band_tiles, map_tiles, resample_tile, window_for
+from ..parallel import map_pieces
+from .tiles import TILE, Tile, band_tiles, resample_tile, window_for
 
 __all__ = ["GuidedFit", "upsample_matte", "plan_upsample", "guided_filter_coefficients", "fit_and_apply",
            "to_unit_float"]
@@ -176,7 +177,7 @@ def fit_and_apply(guide: np.ndarray, Iw: np.ndarray, p: np.ndarray, band: np.nda
     modified in place — blended towards the filter by the band's bilinear weight — and returned.
     """
     plan = GuidedFit(guide, Iw, p, band, r, base, tile)
-    map_tiles(lambda t: plan.apply(t, plan.fit(t)), plan.tiles)
+    map_pieces(lambda t: plan.apply(t, plan.fit(t)), plan.tiles)
     return base
 
 
@@ -222,5 +223,5 @@ def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
     plan = plan_upsample(matte, guide)
     if isinstance(plan, np.ndarray):
         return plan
-    map_tiles(lambda t: plan.apply(t, plan.fit(t)), plan.tiles)
+    map_pieces(lambda t: plan.apply(t, plan.fit(t)), plan.tiles)
     return plan.base
