@@ -17,7 +17,7 @@ dynamic rule would have raised it to twice the mmap threshold): whenever more th
 free at the top of a heap, glibc hands it back to the kernel, and the next tile's temporaries
 fault it in again, page by page. The matte stages allocate and free a few MB per tile on
 several threads, each thread's heap shrinking and growing hundreds of times per image. Keeping
-up to ``TRIM_THRESHOLD`` free at the top of each heap (``bench/batch.py``; per-stage CPU on the
+up to ``TRIM_THRESHOLD`` free at the top of each heap (``bench/pipeline_cpu.py``; per-stage CPU on the
 12 MP dog, in-process): upsampling 0.47 -> 0.26 CPU s, decontamination 0.51 -> 0.28, encoding
 0.26 -> 0.21; page faults in those stages 194k -> 15k; the pipeline's own work (everything but
 the model passes) 1.79 -> 1.28 CPU s. At 8 MB (what glibc's dynamic rule would pick) 1.35 s.

@@ -4,7 +4,9 @@ A worker loads one ``ModelSession`` and then runs jobs sent by the engine over a
 ``pipelined`` set it keeps three threads busy on three different jobs — one decoding (and
 reading the file), one running the model (``Stages.infer``), one finishing the matte at full
 resolution (``Stages.finish``), encoding, verifying and writing — so everything but the model
-pass of one image overlaps the inference of the next. The stages, their order, provider,
+pass of one image overlaps the inference of the next. The finishing thread's pools (tiles, PNG
+strips) get the share of the cores ``layout.FinishThreads`` measures they need, not every core
+beside ONNX Runtime's threads. The stages, their order, provider,
 warnings and timings are ``steps.Stages``'s; this module adds only the threads and the pipe. ONNX
 Runtime, OpenCV, zlib and Pillow's codecs release the GIL, so these threads really overlap.
 
@@ -89,8 +91,8 @@ class Worker:
         task = item.task
         self.send(StageReached(task.id, "inferring", 0.0))
         # only the model passes here: the full-resolution work runs on the encoding thread
-        # (``encode``), beside the next image's inference — on a GPU while the device infers;
-        # on 2 CPU cores it measured even (docs/speed.md, "Batches")
+        # (``encode``), beside the next image's inference, on as many threads as ``layout``
+        # measures it needs to keep up (docs/speed.md, "Batches")
         decoded, item.decoded = item.decoded, None
         t = time.perf_counter()
         item.inferred = self.stages.infer(decoded, task.options, on_stage=self.reporter(task.id))
