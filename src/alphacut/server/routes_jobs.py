@@ -25,7 +25,7 @@ from ..imageio.encode import convert_depth
 from ..imageio.sniff import SNIFF_BYTES, sniff
 from ..pipeline import Options
 from .errors import ApiError, from_alphacut
-from .state import TERMINAL, ServerState, Upload, job_code, job_stage
+from .state import TERMINAL, ServerState, Upload
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -63,10 +63,10 @@ def _job(state: ServerState, job_id: str) -> Any:
 
 def _done_job(state: ServerState, job_id: str) -> Any:
     job = _job(state, job_id)
-    stage = job_stage(job)
+    stage = job.stage.value
     if stage != "done":
         if stage == "failed":
-            raise ApiError(409, job_code(job) or "failed", f"this image failed: {job.reason}")
+            raise ApiError(409, job.error_code or "failed", f"this image failed: {job.reason}")
         raise ApiError(409, "not-ready", f"the result is not ready yet (the job is {stage})")
     return job
 
@@ -187,7 +187,7 @@ def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
 def delete_job(request: Request, job_id: str) -> Response:
     state = _state(request)
     job = _job(state, job_id)
-    if job_stage(job) not in TERMINAL:
+    if job.stage.value not in TERMINAL:
         state.engine.cancel(job.id)
     state.forget(job.id)
     state.broker.publish("expired", {"id": job.id})
@@ -422,9 +422,9 @@ def export_zip(
                     manifest.append({"id": job_id, "status": "missing", "reason": "no such job (or expired)"})
                     continue
                 job = state.engine.get(job_id)
-                entry: dict[str, Any] = {"id": job_id, "source": up.name, "status": job_stage(job)}
-                if job_stage(job) != "done":
-                    entry["reason"] = job.reason or f"not finished ({job_stage(job)})"
+                entry: dict[str, Any] = {"id": job_id, "source": up.name, "status": job.stage.value}
+                if job.stage.value != "done":
+                    entry["reason"] = job.reason or f"not finished ({job.stage.value})"
                     manifest.append(entry)
                     continue
                 try:

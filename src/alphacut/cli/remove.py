@@ -17,13 +17,13 @@ from typing import Any
 
 from PIL import ImageColor
 
-from .errors import AlphacutError, InputNotFoundError, UsageError
-from .fsutil import atomic_write, same_file
-from .imageio.encode import EXTENSIONS, OUTPUT_FORMATS
-from .inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
-from .models.catalog import CATALOG, DEFAULT_MODEL
-from .pipeline import Options
-from .steps import Readable
+from ..errors import AlphacutError, InputNotFoundError, UsageError
+from ..fsutil import atomic_write, same_file
+from ..imageio.encode import EXTENSIONS, OUTPUT_FORMATS
+from ..inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
+from ..models.catalog import CATALOG, DEFAULT_MODEL
+from ..pipeline import Options
+from ..steps import Readable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -204,7 +204,8 @@ def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
-    from .jobs.batch import Reporter, RichReporter, print_summary, run_batch
+    from ..jobs.batch import run_batch
+    from .progress import Reporter, RichReporter, print_summary
 
     if args.output is None:
         return _run_beside(args, options)
@@ -224,7 +225,7 @@ def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
 
 def _run_beside(args: argparse.Namespace, options: Options) -> int:
     """Many inputs, no -o: each cutout beside its input, through the engine (no manifest)."""
-    from .jobs.engine import JobEngine
+    from ..jobs.engine import JobEngine
 
     try:
         tasks = plan_tasks(args, options.format)
@@ -289,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     if not tasks:
         print("alphacut: error: no images found in the given inputs", file=sys.stderr)
         return 3
-    from .api import Remover
+    from ..api import Remover
 
     remover = Remover(args.model, threads=args.threads, accept_license=args.accept_license,
                       download_progress=_download_progress())
