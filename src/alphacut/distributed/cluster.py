@@ -46,12 +46,14 @@ class Connection:
     started_local: bool
     cpus: float
     gpus: float
+    #: this process was connected before (a library caller's own ``ray.init``): left connected
+    borrowed: bool = False
 
     def shutdown(self) -> None:
         """Disconnect; a local cluster this run started stops with it (Ray's own shutdown)."""
         import ray
 
-        if ray.is_initialized():
+        if not self.borrowed and ray.is_initialized():
             ray.shutdown()
 
 
@@ -103,6 +105,14 @@ def connect(address: str = "auto", *, num_cpus: int | None = None,
             object_store_memory: int | None = None) -> Connection:
     """Connect this process to a cluster (see the module docstring); a clear error when Ray
     is not installed or the cluster cannot be reached."""
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():  # the caller connected this process already: use that cluster
+            os.environ[USAGE_STATS] = "0"
+            res = ray.cluster_resources()
+            return Connection(address="connected", started_local=False, cpus=float(res.get("CPU", 0)),
+                              gpus=float(res.get("GPU", 0)), borrowed=True)
     target: str | None
     if address == "local":
         target = None

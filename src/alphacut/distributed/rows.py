@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import socket
 import time
@@ -117,7 +116,6 @@ class Infer:
         self.stages = Stages(session, get_spec(model), store=store)
         self.options = options
         self.node = socket.gethostname()
-        _fault_hook(self)
 
     def __call__(self, row: Row) -> Row:
         if row["status"]:
@@ -158,12 +156,3 @@ def finish_row(row: Row, *, model: str, options: Options, sink: Any) -> Row:
             raise
         return _fail(row, exc)
     return row
-
-
-def _fault_hook(actor: Infer) -> None:
-    """Tests only: ``ALPHACUT_RAY_PIDFILE`` gets each actor's process id, so a test can kill
-    a real actor process from outside (as a crash or the OOM killer would)."""
-    path = os.environ.get("ALPHACUT_RAY_PIDFILE")
-    if path:
-        with open(path, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
