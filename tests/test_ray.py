@@ -56,14 +56,17 @@ def cluster(s3: str):
     """Head + two one-CPU nodes on loopback; the S3 variables are in their environment."""
     from ray.cluster_utils import Cluster
 
+    from alphacut.distributed.cluster import quiet_home
+
     os.environ["ALPHACUT_HOME"] = str(SHARED_HOME)  # every node's model store: the shared cache
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": False,
-        "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
-                           "health_check_failure_threshold": 4, "health_check_timeout_ms": 500},
-    })
-    for _ in range(2):
-        c.add_node(num_cpus=1)
+    with quiet_home() as home:  # no cloud-metadata probes from the head's usage-stats module
+        c = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 1, "include_dashboard": False,
+            "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
+                               "health_check_failure_threshold": 4, "health_check_timeout_ms": 500},
+        })
+        for _ in range(2):
+            c.add_node(num_cpus=1)
     c.wait_for_nodes()
     ray.init(address=c.address, log_to_driver=False)
     try:
@@ -71,6 +74,9 @@ def cluster(s3: str):
     finally:
         ray.shutdown()
         c.shutdown()
+        import shutil
+
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _photos(folder: Path, n: int = N_PHOTOS) -> Path:
@@ -157,13 +163,14 @@ def _actor_pids() -> list[int]:
 
 
 def _when_rows(manifest: Path, n: int, then, timeout: float = 240) -> threading.Thread:
-    """Run ``then()`` once ``manifest`` has ``n`` rows (the batch is really under way)."""
+    """Run ``then(rows so far)`` once ``manifest`` has ``n`` rows (the batch is really under way)."""
     def watch() -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if len(manifest.read_text().splitlines()) >= n:
-                    then()
+                rows = len(manifest.read_text().splitlines())
+                if rows >= n:
+                    then(rows)
                     return
             except OSError:
                 pass
@@ -191,18 +198,20 @@ def _complete_and_resumable(tmp_path: Path, photos: Path, out: Path, summary, n:
 def test_an_actor_killed_mid_run_loses_nothing(tmp_path: Path, cluster) -> None:
     photos = _photos(tmp_path / "in", 8)
     out = tmp_path / "out"
-    killed: list[int] = []
+    killed: list[tuple[int, int]] = []
 
-    def kill() -> None:
+    def kill(rows: int) -> None:
         pids = _actor_pids()
         if pids:
             os.kill(pids[0], signal.SIGKILL)
-            killed.append(pids[0])
+            killed.append((pids[0], rows))
 
     watcher = _when_rows(out / "manifest.jsonl", 2, kill)
     summary = run_ray_batch([str(photos)], out, OPTIONS)
     watcher.join(timeout=1)
     assert killed, "no actor process was found to kill"
+    assert killed[0][1] < 8, "the actor was killed after the batch had finished"
+    assert not psutil.pid_exists(killed[0][0]) or psutil.Process(killed[0][0]).status() == psutil.STATUS_ZOMBIE
     _complete_and_resumable(tmp_path, photos, out, summary, 8)
 
 
@@ -211,14 +220,39 @@ def test_a_node_removed_mid_run_loses_nothing(tmp_path: Path, cluster) -> None:
     cluster.wait_for_nodes()
     photos = _photos(tmp_path / "in", 10)
     out = tmp_path / "out"
-    removed: list[bool] = []
+    removed: list[int] = []
 
-    def remove() -> None:
+    def remove(rows: int) -> None:
         cluster.remove_node(extra, allow_graceful=False)
-        removed.append(True)
+        removed.append(rows)
 
     watcher = _when_rows(out / "manifest.jsonl", 2, remove)
     summary = run_ray_batch([str(photos)], out, OPTIONS)
     watcher.join(timeout=1)
-    assert removed, "the node was not removed during the run"
+    assert removed and removed[0] < 10, "the node was not removed during the run"
     _complete_and_resumable(tmp_path, photos, out, summary, 10)
+
+
+def test_cli_ray_gives_the_local_engines_json_rows(tmp_path: Path, cluster) -> None:
+    import subprocess
+    import sys
+
+    photos = _photos(tmp_path / "in", 3)
+    (photos / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "alphacut", "remove", str(photos), "--model", "u2netp", "--json"]
+    ray_run = subprocess.run([*cmd, "-o", str(tmp_path / "ray"), "--ray", cluster.address], env=env,
+                             capture_output=True, text=True, timeout=600)
+    local_run = subprocess.run([*cmd, "-o", str(tmp_path / "local"), "--workers", "1"], env=env,
+                               capture_output=True, text=True, timeout=600)
+    assert ray_run.returncode == local_run.returncode == 1, ray_run.stderr[-3000:]  # one file failed
+    ray_rows = [json.loads(line) for line in ray_run.stdout.splitlines()]  # stdout: JSON lines only
+    local_rows = [json.loads(line) for line in local_run.stdout.splitlines()]
+    assert len(ray_rows) == len(local_rows) == 4
+    by_src = {r["source"]: r for r in local_rows}
+    for row in ray_rows:
+        twin = by_src[row["source"]]
+        assert set(row) == set(twin) and (row["status"], row["code"], row["output_rel"]) == \
+            (twin["status"], twin["code"], twin["output_rel"])
+    assert "1 failed" in ray_run.stderr and "3 of 4 done" in ray_run.stderr

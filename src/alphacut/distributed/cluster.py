@@ -13,7 +13,13 @@ A local cluster alphacut starts is private to this run:
   (``RAY_AUTH_TOKEN``; nothing is written to ``~/.ray``);
 - **no dashboard** (``include_dashboard=False``, and its host is loopback anyway);
 - Ray's **usage statistics** are off (``RAY_USAGE_STATS_ENABLED=0``), for every cluster, local
-  or not: Ray would otherwise report usage to its makers.
+  or not: Ray would otherwise report usage to its makers;
+- and Ray's usage-stats module does **not probe cloud metadata services** (it asks
+  169.254.169.254 and metadata.google.internal which cloud it runs on, even with statistics
+  off, unless ``~/ray_bootstrap_config.yaml`` exists — the file ``ray up`` leaves on a cluster
+  it made). The cluster's processes get a private ``HOME`` holding an empty one of those
+  (``quiet_home``); the model store, the AWS configuration files and the auth token keep
+  pointing where they did. The no-egress test (tests/test_netguard.py) found these probes.
 
 ``shutdown()`` ends only what this run started: it disconnects from a cluster it joined, and
 stops a local cluster it started (``ray.shutdown``). It never runs ``ray stop``.
@@ -21,14 +27,17 @@ stops a local cluster it started (``ray.shutdown``). It never runs ``ray stop``.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import UsageError
 
@@ -36,6 +45,38 @@ from ..errors import UsageError
 LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 USAGE_STATS = "RAY_USAGE_STATS_ENABLED"
 INSTALL_HINT = "pip install 'alphacut[ray]'"
+
+
+@contextlib.contextmanager
+def quiet_home() -> Iterator[Path]:
+    """While a local cluster starts: ``HOME`` is a private folder with an empty
+    ``ray_bootstrap_config.yaml`` (so Ray's usage-stats module skips its cloud-metadata
+    probes), inherited by every process the cluster starts; the real home's model store and
+    AWS files stay named explicitly. Restored once the cluster runs; the folder is removed by
+    ``Connection.shutdown``. Tests starting their own ``Cluster`` use it too."""
+    from ..models.store import default_home
+
+    real = {k: os.environ.get(k) for k in _HOME_KEYS}
+    home = Path(tempfile.mkdtemp(prefix="alphacut-ray-home-"))
+    (home / "ray_bootstrap_config.yaml").write_text("{}\n")
+    os.environ.setdefault("ALPHACUT_HOME", str(default_home()))
+    aws = Path(real["HOME"] or Path.home()) / ".aws"
+    os.environ.setdefault("AWS_CONFIG_FILE", str(aws / "config"))
+    os.environ.setdefault("AWS_SHARED_CREDENTIALS_FILE", str(aws / "credentials"))
+    # where a cluster not started by ray.init would send its "usage stats disabled" note
+    os.environ.setdefault("RAY_USAGE_STATS_REPORT_URL", "http://127.0.0.1:9/")
+    os.environ["HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        for k, v in real.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+_HOME_KEYS = ("HOME", "ALPHACUT_HOME", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "RAY_USAGE_STATS_REPORT_URL")
 
 
 @dataclass
@@ -48,6 +89,8 @@ class Connection:
     gpus: float
     #: this process was connected before (a library caller's own ``ray.init``): left connected
     borrowed: bool = False
+    #: the private HOME of a local cluster's processes (``quiet_home``)
+    home: Path | None = None
 
     def shutdown(self) -> None:
         """Disconnect; a local cluster this run started stops with it (Ray's own shutdown)."""
@@ -55,6 +98,8 @@ class Connection:
 
         if not self.borrowed and ray.is_initialized():
             ray.shutdown()
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _host(address: str) -> str:
@@ -135,13 +180,17 @@ def connect(address: str = "auto", *, num_cpus: int | None = None,
     if local:
         kwargs.update(num_cpus=num_cpus, object_store_memory=object_store_memory,
                       dashboard_host="127.0.0.1")
+    home: Path | None = None
     try:
         if local:
-            ray.init(**kwargs)
+            with quiet_home() as home:
+                ray.init(**kwargs)
         else:
             ray.init(address=target, **{k: v for k, v in kwargs.items() if k != "include_dashboard"})
     except (ConnectionError, RuntimeError, ValueError) as exc:
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
         raise UsageError(f"cannot reach the Ray cluster at {target}: {exc}") from None
     res = ray.cluster_resources()
     return Connection(address=target or "local", started_local=local, cpus=float(res.get("CPU", 0)),
-                      gpus=float(res.get("GPU", 0)))
+                      gpus=float(res.get("GPU", 0)), home=home)

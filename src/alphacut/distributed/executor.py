@@ -156,14 +156,17 @@ def _run_passes(ledger: Ledger, rows: list[dict[str, Any]], plan: dict[int, Batc
 
 
 def _record(item: BatchItem, row: dict[str, Any], options: Any) -> dict[str, Any]:
-    """A finished row as the manifest record the local engine writes (``jobs.manifest.record``)."""
-    if row["status"] != "done":
-        return record(item, "failed", code=row["code"], reason=row["reason"])
-    job = Job(name=item.input.name, options=options, stage=Stage.DONE, provider=row["provider"],
-              warnings=list(dict.fromkeys(json.loads(row["warnings"]))), timings=json.loads(row["timings"]),
-              output_sha256=row["sha256"], output_bytes=row["bytes"], started=row["started"],
-              finished=row["finished"], attempts=1, output_path=row["output"])
-    return record(item, "done", job=job, output=row["output"])
+    """A finished row as the manifest record the local engine writes (``jobs.manifest.record``
+    over a ``Job``), done or failed: the same fields, so ``--json`` rows and manifests match."""
+    done = row["status"] == "done"
+    job = Job(name=item.input.name, options=options, stage=Stage.DONE if done else Stage.FAILED,
+              provider=row["provider"] or None, warnings=list(dict.fromkeys(json.loads(row["warnings"]))),
+              timings=json.loads(row["timings"]), output_sha256=row["sha256"], output_bytes=row["bytes"],
+              started=row["started"] or None, finished=row["finished"] or None, attempts=1,
+              output_path=row["output"], reason=row["reason"], error_code=row["code"])
+    if done:
+        return record(item, "done", job=job, output=row["output"])
+    return record(item, "failed", job=job, code=row["code"], reason=row["reason"])
 
 
 def _stream(rows: list[dict[str, Any]], options: Any, names: list[str], *, sink: Any, model_source: str | None,
