@@ -34,7 +34,7 @@ _ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AW
 _filesystems: dict[tuple[str | None, ...], Any] = {}
 _lock = threading.Lock()
 
-INSTALL_HINT = "pip install 'alphacut[ray]' (fsspec and s3fs)"
+INSTALL_HINT = "pip install 'alphacut[s3]' (fsspec and s3fs; 'alphacut[ray]' includes them)"
 
 
 def is_uri(text: str | None) -> bool:
