@@ -202,3 +202,5 @@ def _stream(rows: list[dict[str, Any]], options: Any, names: list[str], *, sink:
     ds = ds.map(finish_row, fn_kwargs={"model": model, "options": options, "sink": sink},
                 num_cpus=TASK_CPUS)
     yield from ds.iter_rows()
+    if _log.isEnabledFor(logging.DEBUG):  # per-operator times: ALPHACUT_DEBUG-style digging
+        _log.debug("%s", ds.stats())
