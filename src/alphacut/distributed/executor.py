@@ -182,6 +182,8 @@ def _stream(rows: list[dict[str, Any]], options: Any, names: list[str], *, sink:
     ctx.target_max_block_size = BLOCK_BYTES
     ctx.max_errored_blocks = -1  # a block a dead node took is run again by the next pass
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # "Progress bars disabled…": alphacut draws its own progress, per file
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
     res = ray.cluster_resources()
     gpus = int(res.get("GPU", 0))
