@@ -204,6 +204,12 @@ def test_models_and_capabilities(live_server):
         assert caps["provider"] and caps["threads"] >= 1 and "degraded" in caps
         assert caps["limits"]["max_pixels"] > 0
         assert "png16" in caps["export_formats"]
+        from alphacut.imageio import formats
+        from alphacut.server.routes_jobs import EXPORTS
+
+        assert caps["input_formats"] == formats.names(formats.all_formats())
+        assert caps["output_formats"] == formats.names(formats.output_formats()) == ["png", "webp", "avif", "tiff"]
+        assert caps["export_formats"] == list(EXPORTS)
 
 
 def test_model_pull_progress_and_delete(live_server, tmp_path, monkeypatch):

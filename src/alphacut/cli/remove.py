@@ -19,7 +19,7 @@ from PIL import ImageColor
 
 from ..errors import AlphacutError, InputNotFoundError, UsageError
 from ..fsutil import atomic_write, same_file
-from ..imageio.encode import EXTENSIONS, OUTPUT_FORMATS
+from ..imageio.formats import by_extension, by_name, names, output_formats
 from ..inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
 from ..models.catalog import CATALOG, DEFAULT_MODEL
 from ..objstore import is_uri
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(CATALOG), help="default: %(default)s")
     p.add_argument("--quality", default="fast", choices=["fast", "best"],
                    help="fast: one model pass; best: adds alpha matting in the edge band")
-    p.add_argument("--format", choices=OUTPUT_FORMATS, default=None, help="output format (default: png)")
+    p.add_argument("--format", choices=names(output_formats()), default=None, help="output format (default: png)")
     p.add_argument("--bit-depth", type=int, choices=[8, 16], default=None,
                    help="default: 16 for 16-bit inputs when the format allows, else 8")
     p.add_argument("--mask-only", action="store_true", help="write the matte as a grayscale image")
@@ -137,7 +137,7 @@ def options_from_args(args: argparse.Namespace, fmt: str) -> Options:
         crop_margin=args.crop_margin,
         color=args.color,
         lossless=not args.lossy,
-        quality_level=args.output_quality,
+        lossy_quality=args.output_quality,
     )
     if args.max_pixels:
         kwargs["max_pixels"] = args.max_pixels
@@ -160,10 +160,9 @@ def _format_for(args: argparse.Namespace) -> str:
     if args.format:
         return args.format
     if args.output and args.output != "-":
-        ext = Path(args.output).suffix.lower().lstrip(".")
-        ext = {"tif": "tiff"}.get(ext, ext)
-        if ext in OUTPUT_FORMATS and len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir():
-            return ext
+        named = by_extension(Path(args.output).suffix) if Path(args.output).suffix else None
+        if named is not None and named.writes("still") and len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir():
+            return named.name
     return "png"
 
 
@@ -174,7 +173,7 @@ def plan_tasks(args: argparse.Namespace, fmt: str) -> list[Task]:
     many = len(items) > 1 or any(i.found for i in items)
     if args.output == "-" and many:
         raise UsageError("-o - (stdout) takes exactly one input")
-    outputs = _outputs(items, args.output, EXTENSIONS[fmt], many)
+    outputs = _outputs(items, args.output, by_name(fmt).extension, many)
     tasks = [Task(item, outputs.get(item.source_id)) for item in items]
     for task in tasks:
         if task.item.path is not None and task.output is not None and same_file(task.item.path, task.output):

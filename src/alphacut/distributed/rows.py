@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import AlphacutError
 from ..inputs import Item, opener
 from ..models.catalog import get_spec
-from ..pipeline import Options
+from ..options import Options
 from ..steps import Stages, timed
 
 Row = dict[str, Any]

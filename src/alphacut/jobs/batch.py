@@ -36,7 +36,7 @@ from typing import Any
 
 from .. import objstore
 from ..errors import AlphacutError, InputError, QueueFullError
-from ..imageio.encode import EXTENSIONS
+from ..imageio.formats import by_name
 from ..objstore import is_uri
 from .manifest import Manifest, manifest_path, open_manifest, read_manifest, record, store_copy
 from .plan import BatchItem, plan_batch
@@ -143,7 +143,7 @@ def open_batch(inputs: list[str], output: str | Path, options: Any, *, resume: b
     moves the manifest's local file (an object-store output's working copy)."""
     if not is_uri(str(output)):
         output = Path(output)
-    ext = EXTENSIONS[options.format]
+    ext = by_name(options.format).extension
     mpath = manifest_at or manifest_path(output)
     previous = read_manifest(mpath, also=store_copy(output)) if resume else {}
     items = plan_batch(inputs, output, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")})

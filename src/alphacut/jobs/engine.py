@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from ..errors import AlphacutError, QueueFullError, UsageError, WorkerCrashedError
-from ..imageio.encode import EXTENSIONS
+from ..imageio.formats import by_name
 from ..memory import use_huge_pages_in_children
 from ..models.session import physical_cores
 from .containment import Kill, Policy, rss_mb, unstartable
@@ -362,7 +362,7 @@ class JobEngine:
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="alphacut-jobs-"))
         stem = _short(re.sub(r"[^\w.-]+", "_", Path(job.name).stem)) or "image"
-        return self._workdir / job.id / f"{stem}.{EXTENSIONS[job.options.format]}"
+        return self._workdir / job.id / f"{stem}{by_name(job.options.format).extension}"
 
     def _emit(self, job: Job, message: str = "") -> None:
         self._events.append(JobEvent(job.id, job.stage, job.progress, message, time.time(), job.public()))
