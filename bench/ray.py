@@ -93,10 +93,32 @@ def tiny_images(folder: Path, n: int) -> Path:
     return folder
 
 
-def timed(fn, *a, **kw) -> tuple[float, object]:
+class Clock:
+    """When each file finished (a ``BatchProgress``): the steady rate leaves out start-up —
+    worker processes, actors loading the model — which a long batch pays once."""
+
+    def __init__(self) -> None:
+        from alphacut.jobs.batch import BatchProgress
+
+        class _P(BatchProgress):
+            def finished(inner, rec):  # noqa: N805
+                super().finished(rec)
+                self.times.append(time.perf_counter())
+
+        self.times: list[float] = []
+        self.progress = _P()
+
+    def steady(self) -> float:
+        """Files per second between the first file done and the last."""
+        t = self.times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else float("nan")
+
+
+def timed(fn, *a, **kw) -> tuple[float, object, Clock]:
+    clock = Clock()
     t = time.perf_counter()
-    out = fn(*a, **kw)
-    return time.perf_counter() - t, out
+    out = fn(*a, reporter=clock.progress, **kw)
+    return time.perf_counter() - t, out, clock
 
 
 def main() -> None:
@@ -126,15 +148,18 @@ def main() -> None:
     print(f"{args.n} photos of {args.mp} MP, {args.model}, {cores} cores (os.cpu_count {os.cpu_count()})", flush=True)
 
     # 1. same cores
-    t_local, s_local = timed(run_batch, [str(photos)], out / "local", opts, handle_sigint=False)
+    t_local, s_local, c_local = timed(run_batch, [str(photos)], out / "local", opts, handle_sigint=False)
     assert s_local.done == args.n, s_local.failed
-    t_init, conn = timed(rc.connect, "local", num_cpus=cores)
-    t_ray, s_ray = timed(run_ray_batch, [str(photos)], out / "ray", opts, threads=cores)
+    t = time.perf_counter()
+    conn = rc.connect("local", num_cpus=cores)
+    t_init = time.perf_counter() - t
+    t_ray, s_ray, c_ray = timed(run_ray_batch, [str(photos)], out / "ray", opts, threads=cores)
     assert s_ray.done == args.n, s_ray.failed
     conn.shutdown()
-    print(f"same cores   local engine {args.n / t_local:6.2f} files/s ({t_local:.1f} s)   "
-          f"--ray local {args.n / t_ray:6.2f} files/s ({t_ray:.1f} s; +{t_init:.1f} s cluster start)   "
-          f"ratio {t_local / t_ray:.2f}", flush=True)
+    print(f"same cores   local engine {args.n / t_local:6.2f} files/s ({t_local:.1f} s; steady {c_local.steady():.2f})   "
+          f"--ray local {args.n / t_ray:6.2f} files/s ({t_ray:.1f} s; steady {c_ray.steady():.2f}; "
+          f"+{t_init:.1f} s cluster start)   ratio {t_local / t_ray:.2f} (steady {c_ray.steady() / c_local.steady():.2f})",
+          flush=True)
 
     # 2. one node, then two; 3. driver RSS on two
     home_ctx = rc.quiet_home()
@@ -145,18 +170,19 @@ def main() -> None:
         home_ctx.__exit__(None, None, None)
     try:
         ray.init(address=c.address, log_to_driver=False)
-        t1, s1 = timed(run_ray_batch, [str(photos)], out / "n1", opts, threads=1)
+        t1, s1, c1 = timed(run_ray_batch, [str(photos)], out / "n1", opts, threads=1)
         c.add_node(num_cpus=1)
         c.wait_for_nodes()
-        t2, s2 = timed(run_ray_batch, [str(photos)], out / "n2", opts, threads=1)
+        t2, s2, c2 = timed(run_ray_batch, [str(photos)], out / "n2", opts, threads=1)
         assert s1.done == s2.done == args.n
         r1, r2 = args.n / t1, args.n / t2
-        print(f"nodes        1×1 CPU {r1:6.2f} files/s   2×1 CPU {r2:6.2f} files/s   "
-              f"efficiency per CPU {r2 / 2 / r1:.2f}", flush=True)
-        for n in (int(x) for x in args.rss.split(",")):
+        print(f"nodes        1×1 CPU {r1:6.2f} files/s (steady {c1.steady():.2f})   "
+              f"2×1 CPU {r2:6.2f} files/s (steady {c2.steady():.2f})   "
+              f"efficiency per CPU {r2 / 2 / r1:.2f} (steady {c2.steady() / 2 / c1.steady():.2f})", flush=True)
+        for n in (int(x) for x in args.rss.split(",") if x):
             folder = tiny_images(work / f"tiny{n}", n)
             with Peak(os.getpid()) as peak:
-                t, s = timed(run_ray_batch, [str(folder)], out / f"rss{n}", opts, threads=1)
+                t, s, _ = timed(run_ray_batch, [str(folder)], out / f"rss{n}", opts, threads=1)
             assert s.done == n, s.failed[:3]
             print(f"driver RSS   {n:5d} files: peak {peak.peak:7.1f} MB ({n / t:.1f} files/s)", flush=True)
     finally:
