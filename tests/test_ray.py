@@ -141,15 +141,26 @@ def test_s3_in_and_out_with_a_bad_file_and_resume(tmp_path: Path, cluster) -> No
     assert again.skipped_done == 4 and again.done == 4 and len(again.failed) == 1  # only the bad one again
 
 
-def test_the_local_engine_writes_to_s3_through_the_same_sink(tmp_path: Path, s3: str) -> None:
-    photos = _photos(tmp_path / "in", 2)
-    summary = run_batch([str(photos)], "s3://photos/local-out", OPTIONS, handle_sigint=False,
-                        engine_kwargs={"workers": 1, "threads_per_worker": 1})
+def test_the_local_engine_reads_and_writes_s3_through_the_same_expander_and_sink(tmp_path: Path, s3: str) -> None:
+    for i in range(2):
+        put(f"s3://photos/local-in/p{i:02d}.jpg", encode_image(subject_image(120, 90, seed=20 + i), "JPEG"))
+    engine = {"workers": 1, "threads_per_worker": 1}
+    summary = run_batch(["s3://photos/local-in"], "s3://photos/local-out", OPTIONS, handle_sigint=False,
+                        engine_kwargs=engine, manifest_at=tmp_path / "m.jsonl")
     assert summary.done == 2 and summary.manifest == "s3://photos/local-out/manifest.jsonl"
     assert keys("s3://photos/local-out") == ["manifest.jsonl", "p00.png", "p01.png"]
-    again = run_batch([str(photos)], "s3://photos/local-out", OPTIONS, resume=True, handle_sigint=False,
-                      engine_kwargs={"workers": 1, "threads_per_worker": 1})
-    assert again.skipped_done == 2
+    rows = [json.loads(line) for line in get("s3://photos/local-out/manifest.jsonl").decode().splitlines()]
+    assert sorted(r["source"] for r in rows) == ["s3://photos/local-in/p00.jpg", "s3://photos/local-in/p01.jpg"]
+    assert all(_pixels(get(r["output"])).shape == (90, 120, 4) for r in rows)
+    (tmp_path / "m.jsonl").unlink()  # resume from the store's copy alone (another machine)
+    from alphacut import objstore
+
+    objstore.remove("s3://photos/local-out/p01.png")  # one output lost since
+    again = run_batch(["s3://photos/local-in"], "s3://photos/local-out", OPTIONS, resume=True, handle_sigint=False,
+                      engine_kwargs=engine, manifest_at=tmp_path / "m.jsonl")
+    assert (again.skipped_done, again.done, again.failed) == (1, 2, [])
+    lines = get("s3://photos/local-out/manifest.jsonl").decode().splitlines()
+    assert len(lines) == 3, "the store's manifest keeps the earlier run's records and gains the new one"
 
 
 def _actor_pids() -> list[int]:

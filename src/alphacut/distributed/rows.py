@@ -27,7 +27,9 @@ import socket
 import time
 from typing import Any
 
-from ..errors import AlphacutError
+from ..errors import AlphacutError, UnsupportedFormatError
+from ..imageio.decode import read_input
+from ..imageio.formats import SNIFF_BYTES, sniff
 from ..inputs import Item, opener
 from ..models.catalog import get_spec
 from ..options import Options
@@ -82,13 +84,34 @@ class RanOn:
         raise RuntimeError("the model ran in an actor; a finishing task runs no model")
 
 
+def refuse_clips(head: bytes, name: str) -> None:
+    """A clip (video or animation) is refused in a ``--ray`` batch, with the reason: its
+    temporal stage needs every frame in order on one actor, which the executor does not do yet.
+    Stills and a document's parts go on."""
+    try:
+        kind = sniff(head, name=name).kind
+    except AlphacutError:
+        return  # empty or unknown: the decoder reports it, as everywhere
+    if kind in ("video", "animation"):
+        raise UnsupportedFormatError(f"a {kind} in a --ray batch is not supported yet (its frames must "
+                                     "be cut in order on one actor); run it without --ray", path=name)
+
+
+def _read(source: Any) -> bytes:
+    """An item's bytes (``inputs.opener``'s path or reader), with the decoder's errors."""
+    return source() if callable(source) else read_input(source)[0]
+
+
 def decode_row(row: Row, *, model: str, options: Options) -> Row:
-    """CPU task: read and decode one input (``Stages.decode``)."""
+    """CPU task: read and decode one input (``Stages.decode``); clips are refused."""
     row["started"] = time.time()
     try:
         item: Item = pickle.loads(row["item"])
         stages = Stages(None, get_spec(model), load=_NoModel())
-        decoded = stages.decode(opener(item), name=item.name, options=options)
+        data = _read(opener(item))
+        refuse_clips(data[:SNIFF_BYTES], item.name)
+        decoded = stages.decode(data, name=item.name, options=options)
+        del data
         row["payload"] = pickle.dumps(decoded, protocol=5)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes the row's reason
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):

@@ -113,6 +113,11 @@ class MirroredManifest(Manifest):
     upload, hence the interval rather than one upload per file."""
 
     def __init__(self, path: Path, uri: str, *, fresh: bool, interval: float = 10.0) -> None:
+        if not fresh and not path.exists():  # resumed elsewhere: start from the store's copy
+            try:
+                atomic_write(path, objstore.read(uri))
+            except InputError:
+                pass
         super().__init__(path, fresh=fresh)
         self.uri = uri
         self.interval = interval
