@@ -5,6 +5,9 @@
 
 Three measurements, one run, printed side by side:
 
+Comparisons alternate their two sides for ``--rounds`` rounds and keep the best of each (on a
+shared machine, load drifts during a run and would otherwise land on one side).
+
 1. **Same cores**: N generated photos (``--mp`` megapixels) through the local engine
    (``run_batch``, its default layout) and through ``run_ray_batch`` on a local Ray cluster
    with the same number of CPUs. Both times include starting the workers and loading the
@@ -123,11 +126,12 @@ def timed(fn, *a, **kw) -> tuple[float, object, Clock]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=24, help="photos for the throughput runs")
+    ap.add_argument("--n", type=int, default=16, help="photos for the throughput runs")
     ap.add_argument("--mp", type=float, default=0.3, help="their size in megapixels")
     ap.add_argument("--model", default="u2netp")
     ap.add_argument("--rss", default="100,2000", help="batch sizes for the driver-RSS runs")
     ap.add_argument("--work", type=Path, default=None, help="keep generated inputs here")
+    ap.add_argument("--rounds", type=int, default=2, help="alternated rounds of each comparison (best is kept)")
     args = ap.parse_args()
 
     import ray
@@ -147,21 +151,27 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="alphacut-bench-ray-out-"))
     print(f"{args.n} photos of {args.mp} MP, {args.model}, {cores} cores (os.cpu_count {os.cpu_count()})", flush=True)
 
-    # 1. same cores
-    t_local, s_local, c_local = timed(run_batch, [str(photos)], out / "local", opts, handle_sigint=False)
-    assert s_local.done == args.n, s_local.failed
-    t = time.perf_counter()
-    conn = rc.connect("local", num_cpus=cores)
-    t_init = time.perf_counter() - t
-    t_ray, s_ray, c_ray = timed(run_ray_batch, [str(photos)], out / "ray", opts, threads=cores)
-    assert s_ray.done == args.n, s_ray.failed
-    conn.shutdown()
-    print(f"same cores   local engine {args.n / t_local:6.2f} files/s ({t_local:.1f} s; steady {c_local.steady():.2f})   "
-          f"--ray local {args.n / t_ray:6.2f} files/s ({t_ray:.1f} s; steady {c_ray.steady():.2f}; "
-          f"+{t_init:.1f} s cluster start)   ratio {t_local / t_ray:.2f} (steady {c_ray.steady() / c_local.steady():.2f})",
-          flush=True)
+    # 1. same cores: alternated, best of --rounds (the machine is shared; drift hits both)
+    local_runs, ray_runs, t_init = [], [], 0.0
+    for r in range(args.rounds):
+        t, s_local, c = timed(run_batch, [str(photos)], out / f"local{r}", opts, handle_sigint=False)
+        assert s_local.done == args.n, s_local.failed
+        local_runs.append((t, c.steady()))
+        t0 = time.perf_counter()
+        conn = rc.connect("local", num_cpus=cores)
+        t_init = time.perf_counter() - t0
+        t, s_ray, c = timed(run_ray_batch, [str(photos)], out / f"ray{r}", opts, threads=cores)
+        conn.shutdown()
+        assert s_ray.done == args.n, s_ray.failed
+        ray_runs.append((t, c.steady()))
+    t_local, st_local = min(x[0] for x in local_runs), max(x[1] for x in local_runs)
+    t_ray, st_ray = min(x[0] for x in ray_runs), max(x[1] for x in ray_runs)
+    print(f"same cores   local engine {args.n / t_local:6.2f} files/s ({t_local:.1f} s; steady {st_local:.2f})   "
+          f"--ray local {args.n / t_ray:6.2f} files/s ({t_ray:.1f} s; steady {st_ray:.2f}; "
+          f"+{t_init:.1f} s cluster start)   ratio {t_local / t_ray:.2f} (steady {st_ray / st_local:.2f})   "
+          f"[best of {args.rounds}]", flush=True)
 
-    # 2. one node, then two; 3. driver RSS on two
+    # 2. one node, then two (alternated: a second node added, then removed); 3. driver RSS on two
     home_ctx = rc.quiet_home()
     home = home_ctx.__enter__()
     try:
@@ -170,15 +180,24 @@ def main() -> None:
         home_ctx.__exit__(None, None, None)
     try:
         ray.init(address=c.address, log_to_driver=False)
-        t1, s1, c1 = timed(run_ray_batch, [str(photos)], out / "n1", opts, threads=1)
-        c.add_node(num_cpus=1)
-        c.wait_for_nodes()
-        t2, s2, c2 = timed(run_ray_batch, [str(photos)], out / "n2", opts, threads=1)
-        assert s1.done == s2.done == args.n
+        one, two = [], []
+        for r in range(args.rounds):
+            t, s1, c1 = timed(run_ray_batch, [str(photos)], out / f"n1-{r}", opts, threads=1)
+            one.append((t, c1.steady()))
+            extra = c.add_node(num_cpus=1)
+            c.wait_for_nodes()
+            t, s2, c2 = timed(run_ray_batch, [str(photos)], out / f"n2-{r}", opts, threads=1)
+            two.append((t, c2.steady()))
+            assert s1.done == s2.done == args.n
+            if r + 1 < args.rounds:
+                c.remove_node(extra)
+                c.wait_for_nodes()
+        t1, st1 = min(x[0] for x in one), max(x[1] for x in one)
+        t2, st2 = min(x[0] for x in two), max(x[1] for x in two)
         r1, r2 = args.n / t1, args.n / t2
-        print(f"nodes        1×1 CPU {r1:6.2f} files/s (steady {c1.steady():.2f})   "
-              f"2×1 CPU {r2:6.2f} files/s (steady {c2.steady():.2f})   "
-              f"efficiency per CPU {r2 / 2 / r1:.2f} (steady {c2.steady() / 2 / c1.steady():.2f})", flush=True)
+        print(f"nodes        1×1 CPU {r1:6.2f} files/s (steady {st1:.2f})   "
+              f"2×1 CPU {r2:6.2f} files/s (steady {st2:.2f})   "
+              f"efficiency per CPU {r2 / 2 / r1:.2f} (steady {st2 / 2 / st1:.2f})   [best of {args.rounds}]", flush=True)
         for n in (int(x) for x in args.rss.split(",") if x):
             folder = tiny_images(work / f"tiny{n}", n)
             with Peak(os.getpid()) as peak:
