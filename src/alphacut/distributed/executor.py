@@ -54,7 +54,7 @@ from ..jobs.plan import BatchItem
 from ..jobs.state import Job, Stage
 from ..objstore import is_uri
 from . import cluster, nodes
-from .rows import Infer, decode_row, finish_row, new_row
+from .rows import Infer, decode_row, finish_row, new_row, plain_reason
 
 #: a block of decoded pixels is split above this size (so one picture per block)
 BLOCK_BYTES = 8 * 1024 * 1024
@@ -134,25 +134,29 @@ def _run_passes(ledger: Ledger, rows: list[dict[str, Any]], plan: dict[int, Batc
     stop: threading.Event = kw.pop("stop")
     booked: set[int] = set()
     remaining = rows
+    why = "the process or node running it died"
     for _ in range(PASSES):
         if not remaining or stop.is_set():
             break
-        for row in _stream(remaining, options, names, sink=ledger.sink, **kw):
-            idx = row["idx"]
-            if idx in booked:  # a retried row that had come back already: booked once
-                continue
-            booked.add(idx)
-            ledger.finish(_record(plan[idx], row, options))
-            if stop.is_set():
-                break
+        try:
+            for row in _stream(remaining, options, names, sink=ledger.sink, **kw):
+                idx = row["idx"]
+                if idx in booked:  # a retried row that had come back already: booked once
+                    continue
+                booked.add(idx)
+                ledger.finish(_record(plan[idx], row, options))
+                if stop.is_set():
+                    break
+        except Exception as exc:  # noqa: BLE001 - the cluster failed this pass: the next one retries
+            why = f"the cluster failed the pass ({plain_reason(exc)[1]})"
+            _log.warning("a pass over %d rows ended early: %s", len(remaining), why)
         remaining = [r for r in remaining if r["idx"] not in booked]
     if stop.is_set():
         return
     for row in remaining:
         item = plan[row["idx"]]
         ledger.finish(record(item, "failed", code="lost",
-                             reason=f"{item.input.name}: lost {PASSES} times (the process or node running it "
-                                    "died); run again with --resume"))
+                             reason=f"{item.input.name}: lost in {PASSES} passes ({why}); run again with --resume"))
 
 
 def _record(item: BatchItem, row: dict[str, Any], options: Any) -> dict[str, Any]:
