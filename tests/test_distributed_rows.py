@@ -7,7 +7,6 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-import pytest
 
 from conftest import encode_image, subject_image
 

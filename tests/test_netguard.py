@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import time
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,7 @@ def test_cli_runs_in_a_network_namespace_without_interfaces(tmp_path: Path, inpu
     assert len(list(out.glob("*.png"))) == len(INPUTS)
 
 
-def _listening(root: "psutil.Process") -> set[tuple[str, int]]:  # noqa: F821
+def _listening(root: Any) -> set[tuple[str, int]]:
     """Every (address, port) a process or any of its descendants listens on now."""
     import psutil
 

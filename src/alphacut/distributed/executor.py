@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import pickle
 import threading
 import time
 import warnings
