@@ -18,8 +18,8 @@ import json
 import subprocess
 import sys
 import time
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
