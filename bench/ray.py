@@ -145,7 +145,7 @@ def main() -> None:
 
     opts = Options(model=args.model)
     work = args.work or Path(tempfile.mkdtemp(prefix="alphacut-bench-ray-"))
-    photos = work / "photos"
+    photos = work / f"photos-{args.n}-{args.mp}"
     _make_images()(photos, args.n, args.mp)
     cores = physical_cores()
     out = Path(tempfile.mkdtemp(prefix="alphacut-bench-ray-out-"))
