@@ -58,6 +58,7 @@ def cluster(s3: str):
 
     from alphacut.distributed.cluster import quiet_home
 
+    saved_home = os.environ.get("ALPHACUT_HOME")
     os.environ["ALPHACUT_HOME"] = str(SHARED_HOME)  # every node's model store: the shared cache
     with quiet_home() as home:  # no cloud-metadata probes from the head's usage-stats module
         c = Cluster(initialize_head=True, head_node_args={
@@ -77,6 +78,10 @@ def cluster(s3: str):
         import shutil
 
         shutil.rmtree(home, ignore_errors=True)
+        if saved_home is None:
+            os.environ.pop("ALPHACUT_HOME", None)
+        else:
+            os.environ["ALPHACUT_HOME"] = saved_home
 
 
 def _photos(folder: Path, n: int = N_PHOTOS) -> Path:
