@@ -179,10 +179,13 @@ def _stream(rows: list[dict[str, Any]], options: Any, names: list[str], *, sink:
     from ray.data import ActorPoolStrategy, DataContext
 
     ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False  # the driver's own progress reports files, not blocks
-    ctx.print_on_execution_start = False
-    ctx.target_max_block_size = BLOCK_BYTES
-    ctx.max_errored_blocks = -1  # a block a dead node took is run again by the next pass
+    ours = {
+        "enable_progress_bars": False,  # the driver's own progress reports files, not blocks
+        "print_on_execution_start": False,
+        "target_max_block_size": BLOCK_BYTES,
+        "max_errored_blocks": -1,  # a block a dead node took is run again by the next pass
+    }
+    theirs = {k: getattr(ctx, k) for k in ours}
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     # "Progress bars disabled…": alphacut draws its own progress, per file
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
@@ -192,7 +195,13 @@ def _stream(rows: list[dict[str, Any]], options: Any, names: list[str], *, sink:
     alive = max(1, sum(1 for n in ray.nodes() if n.get("Alive")))
     n_actors = actors or (gpus if gpus else alive)
     model = options.model
-    ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
+    for k, v in ours.items():  # the dataset takes a copy of the context when it is made …
+        setattr(ctx, k, v)
+    try:
+        ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
+    finally:  # … so a library caller's own datasets keep their settings
+        for k, v in theirs.items():
+            setattr(ctx, k, v)
     ds = ds.map(decode_row, fn_kwargs={"model": model, "options": options}, num_cpus=TASK_CPUS)
     with warnings.catch_warnings():
         # Ray Data's default retries an actor's row forever: an image that kills its actor
