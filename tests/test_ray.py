@@ -169,12 +169,17 @@ def test_the_local_engine_reads_and_writes_s3_through_the_same_expander_and_sink
 
 
 def _actor_pids() -> list[int]:
-    """The processes of the Infer actors (Ray titles them after the map step)."""
+    """The processes of this module's Infer actors (Ray titles them after the map step): only
+    descendants of this test process, whose cluster it is — never another cluster's on the
+    machine."""
     found = []
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
+    for p in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
         if cmd.startswith("ray::") and "Infer" in cmd:
-            found.append(p.info["pid"])
+            found.append(p.pid)
     return found
 
 
