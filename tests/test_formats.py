@@ -37,7 +37,8 @@ SAMPLES = {
 
 
 def test_every_registered_format_has_a_sample() -> None:
-    assert set(SAMPLES) == {f.name for f in formats.all_formats()}
+    # documents (PDF) explode into stills instead of decoding: their samples are in test_pdf.py
+    assert set(SAMPLES) == {f.name for f in formats.all_formats() if f.kind != "document"}
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))

@@ -36,7 +36,7 @@ from typing import Any
 
 from .. import objstore
 from ..errors import AlphacutError, InputError, QueueFullError
-from ..imageio.formats import by_name
+from ..imageio.formats import DocumentOptions, by_name
 from ..objstore import is_uri
 from .manifest import Manifest, manifest_path, open_manifest, read_manifest, record, store_copy
 from .plan import BatchItem, plan_batch
@@ -136,7 +136,8 @@ class Ledger:
 
 
 def open_batch(inputs: list[str], output: str | Path, options: Any, *, resume: bool = False,
-               reporter: BatchProgress | None = None, manifest_at: Path | None = None) -> Ledger:
+               reporter: BatchProgress | None = None, manifest_at: Path | None = None,
+               documents: DocumentOptions | None = None, notes: list[str] | None = None) -> Ledger:
     """Plan a batch, open its sink and manifest, and decide what is left to do: with ``resume``,
     a file whose manifest record says done and whose output is really there (``Sink.has``) is
     not done again. ``output`` is a folder, ``*.zip`` or an object-store prefix; ``manifest_at``
@@ -146,7 +147,8 @@ def open_batch(inputs: list[str], output: str | Path, options: Any, *, resume: b
     ext = by_name(options.format).extension
     mpath = manifest_at or manifest_path(output)
     previous = read_manifest(mpath, also=store_copy(output)) if resume else {}
-    items = plan_batch(inputs, output, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")})
+    items = plan_batch(inputs, output, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")},
+                       documents=documents, notes=notes)
     sink = open_sink(output, fresh=not resume)
     manifest = open_manifest(output, fresh=not resume, path=manifest_at)
     if resume:
@@ -177,12 +179,15 @@ def run_batch(
     stop: threading.Event | None = None,
     handle_sigint: bool = True,
     manifest_at: Path | None = None,
+    documents: DocumentOptions | None = None,
+    notes: list[str] | None = None,
 ) -> BatchSummary:
     """Run a whole batch through the job engine; see the module docstring for the rules."""
     from .engine import JobEngine
 
     t0 = time.monotonic()
-    ledger = open_batch(inputs, output, options, resume=resume, reporter=reporter, manifest_at=manifest_at)
+    ledger = open_batch(inputs, output, options, resume=resume, reporter=reporter, manifest_at=manifest_at,
+                        documents=documents, notes=notes)
     todo, sink, summary, reporter = ledger.todo, ledger.sink, ledger.summary, ledger.reporter
 
     stop = stop or threading.Event()
@@ -218,6 +223,8 @@ def run_batch(
                     if inp.archive is not None:
                         zf = open_zips.get(inp.archive) or open_zips.setdefault(inp.archive, zipfile.ZipFile(inp.archive))
                         src: Any = zf.read(inp.member)  # type: ignore[arg-type]
+                    elif inp.read is not None:  # a PDF's photo or page, read when its turn comes
+                        src = inp.read()
                     elif inp.uri is not None:  # an object: read here, like a ZIP member (the window bounds it)
                         src = objstore.read(inp.uri)
                     else:
@@ -225,9 +232,9 @@ def run_batch(
                     job = engine.submit(src, name=inp.name, options=options, output=sink.target(item))
                 except QueueFullError:
                     break
-                except InputError as exc:
+                except InputError as err:  # a part or object that cannot be read (over the pixel limit, damaged, gone)
                     pending.pop()
-                    ledger.finish(record(item, "failed", code=exc.code, reason=str(exc)))
+                    ledger.finish(record(item, "failed", code=err.code, reason=str(err)))
                     continue
                 except (OSError, zipfile.BadZipFile, RuntimeError) as exc:
                     pending.pop()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..fsutil import same_file
+from ..imageio.formats import DocumentOptions
 from ..inputs import Item, distinct_outputs, expand, mirror
 from ..objstore import is_uri
 
@@ -21,7 +22,8 @@ class BatchItem:
 
 
 
-def plan_batch(inputs: list[str], output: Path | str, ext: str, keep: dict[str, str] | None = None) -> list[BatchItem]:
+def plan_batch(inputs: list[str], output: Path | str, ext: str, keep: dict[str, str] | None = None, *,
+               documents: DocumentOptions | None = None, notes: list[str] | None = None) -> list[BatchItem]:
     """The batch's inputs (expanded by `inputs.expand`, the rules every entry point shares),
     each with its distinct output name under the output folder, ZIP or object-store prefix.
 
@@ -30,12 +32,13 @@ def plan_batch(inputs: list[str], output: Path | str, ext: str, keep: dict[str, 
     """
     if is_uri(str(output)):
         prefix = str(output).rstrip("/") + "/"
-        found = [i for i in expand(inputs) if not (i.uri is not None and i.uri.startswith(prefix))]
+        found = [i for i in expand(inputs, documents=documents, notes=notes)
+                 if not (i.uri is not None and i.uri.startswith(prefix))]
         on_disk = None
     else:
         output = Path(output)
         to_zip = output.suffix.lower() == ".zip"
-        found = expand(inputs, exclude=None if to_zip else output)
+        found = expand(inputs, exclude=None if to_zip else output, documents=documents, notes=notes)
         if to_zip:  # never read the archive being written
             found = [i for i in found if not (i.path is not None and same_file(i.path, output))]
         on_disk = None if to_zip else output
