@@ -98,14 +98,10 @@ def run_ray_batch(
     finished_cleanly = False
     ledger.reporter.start()
     try:
-        rows: list[dict[str, Any]] = []
-        plan: dict[int, BatchItem] = {}
-        for idx, item in enumerate(ledger.todo):
-            if not ledger.refuse_problem(item):
-                rows.append(new_row(idx, item.input, item.output_rel))
-                plan[idx] = item
-        if rows:
-            conn = cluster.connect(address)
+        plan = {idx: item for idx, item in enumerate(ledger.todo) if not ledger.refuse_problem(item)}
+        if plan:
+            conn = cluster.connect(address)  # first: Ray must not be imported before it (cluster.py)
+            rows = [new_row(idx, item.input, item.output_rel) for idx, item in plan.items()]
             from ..models.store import ModelStore
 
             names = nodes.models_for(options.model, ModelStore())
