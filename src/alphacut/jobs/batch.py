@@ -178,9 +178,9 @@ def run_batch(
     reporter: BatchProgress | None = None,
     stop: threading.Event | None = None,
     handle_sigint: bool = True,
-    manifest_at: Path | None = None,
     documents: DocumentOptions | None = None,
     notes: list[str] | None = None,
+    manifest_at: Path | None = None,
 ) -> BatchSummary:
     """Run a whole batch through the job engine; see the module docstring for the rules."""
     from .engine import JobEngine
@@ -232,7 +232,7 @@ def run_batch(
                     job = engine.submit(src, name=inp.name, options=options, output=sink.target(item))
                 except QueueFullError:
                     break
-                except InputError as err:  # a part or object that cannot be read (over the pixel limit, damaged, gone)
+                except InputError as err:  # a part that cannot be read (over the pixel limit, damaged)
                     pending.pop()
                     ledger.finish(record(item, "failed", code=err.code, reason=str(err)))
                     continue

@@ -21,7 +21,6 @@ class BatchItem:
     output_rel: str
 
 
-
 def plan_batch(inputs: list[str], output: Path | str, ext: str, keep: dict[str, str] | None = None, *,
                documents: DocumentOptions | None = None, notes: list[str] | None = None) -> list[BatchItem]:
     """The batch's inputs (expanded by `inputs.expand`, the rules every entry point shares),
