@@ -277,3 +277,22 @@ def test_cli_ray_gives_the_local_engines_json_rows(tmp_path: Path, cluster) -> N
         assert set(row) == set(twin) and (row["status"], row["code"], row["output_rel"]) == \
             (twin["status"], twin["code"], twin["output_rel"])
     assert "1 failed" in ray_run.stderr and "3 of 4 done" in ray_run.stderr
+
+
+def test_a_pdf_gives_one_output_per_photo_as_on_the_local_engine(tmp_path: Path, cluster) -> None:
+    """One input, many outputs: a catalogue's photos are rows of their own on the cluster (each
+    part's reader travels to the decode task), named as the local engine names them."""
+    from support.pdfs import catalogue
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    catalogue(folder / "catalogue.pdf")
+    local = run_batch([str(folder)], tmp_path / "local", OPTIONS, handle_sigint=False,
+                      engine_kwargs={"workers": 1, "threads_per_worker": 1})
+    summary = run_ray_batch([str(folder)], tmp_path / "ray", OPTIONS)
+    assert summary.done == local.done == 3 and summary.failed == []
+    names = sorted(p.name for p in (tmp_path / "ray").glob("*.png"))
+    assert names == sorted(p.name for p in (tmp_path / "local").glob("*.png")) == \
+        ["catalogue.p1-1.png", "catalogue.p3-1.png", "catalogue.p3-2.png"]
+    for name in names:
+        assert int(np.abs(_pixels(tmp_path / "local" / name) - _pixels(tmp_path / "ray" / name)).max()) <= 1

@@ -361,10 +361,12 @@ def _member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Item | No
 
 def opener(item: Item) -> str | Path | Callable[[], bytes]:
     """What the stages read an item from (``steps.Readable``): a file's path, or a callable
-    that reads a ZIP member's or an object's bytes only when decoding starts. Stdin is the
-    caller's (only the CLI has it)."""
+    that reads a ZIP member's, a document part's or an object's bytes only when decoding
+    starts. Stdin is the caller's (only the CLI has it)."""
     if item.problem is not None:
         raise item.error()
+    if item.read is not None:  # a document's part
+        return item.read
     if item.uri is not None:
         from . import objstore
 

@@ -263,7 +263,8 @@ def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
 
             summary = run_ray_batch(args.inputs, args.output, options, address=args.ray, resume=args.resume,
                                     reporter=reporter, manifest_at=args.manifest, model_source=args.model_source,
-                                    actors=args.actors, threads=args.threads, accept_license=args.accept_license)
+                                    actors=args.actors, threads=args.threads, accept_license=args.accept_license,
+                                    documents=document_options(args), notes=notes)
         else:
             summary = run_batch(args.inputs, args.output, options, resume=args.resume,
                                 engine_kwargs=engine_kwargs(args), reporter=reporter, manifest_at=args.manifest,

@@ -82,6 +82,8 @@ def run_ray_batch(
     threads: int | None = None,
     accept_license: bool = False,
     stop: threading.Event | None = None,
+    documents: Any = None,
+    notes: list[str] | None = None,
 ) -> BatchSummary:
     """Run a batch on a Ray cluster (``address``: ``auto``, ``local`` or ``host:port``);
     see the module docstring. Returns the same summary as ``jobs.batch.run_batch``."""
@@ -89,20 +91,17 @@ def run_ray_batch(
     if not is_uri(str(output)) and Path(output).suffix.lower() == ".zip":
         raise UsageError("--ray writes to a folder (a shared filesystem on a real cluster) or an object-store "
                          "prefix (s3://bucket/out), not a ZIP: a ZIP has one writer")
-    ledger = open_batch(inputs, output, options, resume=resume, reporter=reporter, manifest_at=manifest_at)
+    ledger = open_batch(inputs, output, options, resume=resume, reporter=reporter, manifest_at=manifest_at,
+                        documents=documents, notes=notes)
     stop = stop or threading.Event()
     conn = None
     finished_cleanly = False
     ledger.reporter.start()
     try:
-        rows: list[dict[str, Any]] = []
-        plan: dict[int, BatchItem] = {}
-        for idx, item in enumerate(ledger.todo):
-            if not ledger.refuse_problem(item):
-                rows.append(new_row(idx, item.input, item.output_rel))
-                plan[idx] = item
-        if rows:
-            conn = cluster.connect(address)
+        plan = {idx: item for idx, item in enumerate(ledger.todo) if not ledger.refuse_problem(item)}
+        if plan:
+            conn = cluster.connect(address)  # first: Ray must not be imported before it (cluster.py)
+            rows = [new_row(idx, item.input, item.output_rel) for idx, item in plan.items()]
             from ..models.store import ModelStore
 
             names = nodes.models_for(options.model, ModelStore())

@@ -48,9 +48,19 @@ def plain_reason(exc: BaseException) -> tuple[str, str]:
     return "internal", f"unexpected {type(exc).__name__}" + (f": {text}" if text else "")
 
 
+def _dumps(obj: Any) -> bytes:
+    """Pickled with Ray's cloudpickle when there is Ray (a document part's reader is a closure),
+    else plain pickle; ``pickle.loads`` reads both."""
+    try:
+        from ray import cloudpickle
+    except ImportError:
+        return pickle.dumps(obj)
+    return cloudpickle.dumps(obj)
+
+
 def new_row(idx: int, item: Item, output_rel: str) -> Row:
     """The row the driver puts in the dataset for one input: small, no pixels."""
-    return {"idx": idx, "item": pickle.dumps(item), "name": item.name, "output_rel": output_rel,
+    return {"idx": idx, "item": _dumps(item), "name": item.name, "output_rel": output_rel,
             "status": "", "code": None, "reason": None, "payload": b"", "provider": "", "warnings": "[]",
             "timings": "{}", "sha256": None, "bytes": None, "output": None, "node": "",
             "started": 0.0, "finished": 0.0}
