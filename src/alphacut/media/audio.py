@@ -105,6 +105,8 @@ class AudioCarrier:
     def _decode(self, packet: Any) -> list[Any]:
         try:
             return list(self.in_stream.codec_context.decode(packet))
+        except self._av.error.EOFError:
+            return []  # already drained
         except self._av.error.InvalidDataError:
             return []  # a damaged audio packet is dropped; the video is what is cut out
 

@@ -124,41 +124,54 @@ def _compare(i: int, got: np.ndarray, want: np.ndarray, tol: Tolerance, what: st
             f"{tol.percentile:g}th percentile {high:.0f}; allowed {tol.mean:g} and {tol.high:g})", path=name)
 
 
-def check_frames(decoded: Iterator[tuple[np.ndarray, float]], ledger: Ledger, name: str) -> int:
-    """Compare decoded (pixels, time) pairs with the ledger; returns how many there were."""
-    plan, tol = ledger.plan, ledger.plan.tolerance
+def check_frames(decoded: Iterator[tuple[np.ndarray, float, float | None]], ledger: Ledger, name: str) -> int:
+    """Compare decoded (pixels, time, duration) with the ledger; returns the frames checked.
+
+    Animated encoders merge identical consecutive frames into one longer frame (libwebp's
+    and Pillow's APNG/GIF writers do): a decoded frame with a duration stands for every
+    written frame whose time falls inside it, and is checked against each of them.
+    """
+    plan = ledger.plan
     slack = TIME_SLACK.get(plan.format, DEFAULT_TIME_SLACK)
-    n = 0
-    for i, (pixels, t) in enumerate(decoded):
-        n = i + 1
+    i = 0
+    for k, (pixels, t, duration) in enumerate(decoded):
         if i >= len(ledger):
             raise VerificationError(f"the file holds more frames than the {len(ledger)} written", path=name)
         if (pixels.shape[1], pixels.shape[0]) != ledger.size:
-            raise VerificationError(f"frame {i + 1} reads back as {pixels.shape[1]}x{pixels.shape[0]}, not "
+            raise VerificationError(f"frame {k + 1} reads back as {pixels.shape[1]}x{pixels.shape[0]}, not "
                                     f"{ledger.size[0]}x{ledger.size[1]}", path=name)
         if abs(t - ledger.times[i]) > slack:
             raise VerificationError(f"frame {i + 1} reads back at {t:.4f} s, written at {ledger.times[i]:.4f} s",
                                     path=name)
-        plane = _checked_plane(pixels, plan.content)
-        if tol.exact:
-            if _digest(pixels if plan.content != "mask" else plane) != ledger.digests[i]:
-                raise VerificationError(f"frame {i + 1} of a lossless output reads back different from what "
-                                        "was written", path=name)
-            continue
-        channels = 1 if plane.ndim == 2 else plane.shape[2]
-        _compare(i, _thumb(plane), ledger.thumb(i, channels), tol, "thumbnail", name)
-        full = ledger.sample(i)
-        if full is not None:
-            _compare(i, plane, full, tol, "whole frame", name)
-    if n != len(ledger):
-        raise VerificationError(f"the file holds {n} frames, {len(ledger)} were written", path=name)
-    return n
+        _check_pixels(i, pixels, ledger, name)
+        i += 1
+        while duration is not None and i < len(ledger) and ledger.times[i] < t + duration - slack:
+            _check_pixels(i, pixels, ledger, name)  # merged into this frame by the encoder
+            i += 1
+    if i != len(ledger):
+        raise VerificationError(f"the file holds {i} frames, {len(ledger)} were written", path=name)
+    return i
+
+
+def _check_pixels(i: int, pixels: np.ndarray, ledger: Ledger, name: str) -> None:
+    plan, tol = ledger.plan, ledger.plan.tolerance
+    plane = _checked_plane(pixels, plan.content)
+    if tol.exact:
+        if _digest(pixels if plan.content != "mask" else plane) != ledger.digests[i]:
+            raise VerificationError(f"frame {i + 1} of a lossless output reads back different from what "
+                                    "was written", path=name)
+        return
+    channels = 1 if plane.ndim == 2 else plane.shape[2]
+    _compare(i, _thumb(plane), ledger.thumb(i, channels), tol, "thumbnail", name)
+    full = ledger.sample(i)
+    if full is not None:
+        _compare(i, plane, full, tol, "whole frame", name)
 
 
 # --- reading back -------------------------------------------------------------------------
 
 
-def _video_frames(path: Path, plan: OutputPlan, name: str) -> Iterator[tuple[np.ndarray, float]]:
+def _video_frames(path: Path, plan: OutputPlan, name: str) -> Iterator[tuple[np.ndarray, float, None]]:
     import av
 
     with av.open(str(path)) as c:
@@ -173,19 +186,19 @@ def _video_frames(path: Path, plan: OutputPlan, name: str) -> Iterator[tuple[np.
         ctx = av.CodecContext.create("libvpx-vp9", "r") if codec == "vp9" else stream.codec_context
         fmt = "rgba" if plan.alpha else "rgb24"  # a mask reads back as grey RGB
 
-        def convert(frame: Any) -> tuple[np.ndarray, float]:
+        def convert(frame: Any) -> tuple[np.ndarray, float, None]:
             kwargs: dict[str, Any] = {}
             if frame.format.name.startswith("yuv"):
                 matrix = {1: "ITU709", 9: "BT2020", 10: "BT2020"}.get(int(frame.colorspace), "ITU709")
                 kwargs = {"src_colorspace": matrix, "src_color_range": "MPEG", "dst_color_range": "JPEG"}
-            return frame.reformat(format=fmt, **kwargs).to_ndarray(), float(frame.time)
+            return frame.reformat(format=fmt, **kwargs).to_ndarray(), float(frame.time), None
 
         for packet in c.demux(stream):
             for frame in ctx.decode(packet):
                 yield convert(frame)
 
 
-def _animation_frames(path: Path, plan: OutputPlan, name: str) -> Iterator[tuple[np.ndarray, float]]:
+def _animation_frames(path: Path, plan: OutputPlan, name: str) -> Iterator[tuple[np.ndarray, float, float]]:
     expected = {"webp": "WEBP", "apng": "PNG", "gif": "GIF"}[plan.format]
     with Image.open(path) as img:
         if img.format != expected:
@@ -199,8 +212,9 @@ def _animation_frames(path: Path, plan: OutputPlan, name: str) -> Iterator[tuple
                 arr = np.asarray(img.convert("RGB"))
             else:
                 arr = np.asarray(img.convert("RGBA"))
-            yield arr, t
-            t += int(img.info.get("duration") or 0) / 1000.0
+            duration = int(img.info.get("duration") or 0) / 1000.0
+            yield arr, t, duration
+            t += duration
 
 
 def verify_clip(path: str | Path, ledger: Ledger, *, name: str, audio: bool = False) -> int:
