@@ -67,8 +67,10 @@ class AnimationSource:
             self.limits.check_count(n, img.width, img.height, self.name, animation=True)
             img.seek(0)
             total_ms = 0
-            for i in range(n):  # frame headers only: durations for the info
+            for i in range(n):  # durations for the info: GIF/APNG from the frame headers
                 img.seek(i)
+                if fmt in ("webp", "avif"):
+                    img.load()  # Pillow reads a WebP frame's duration when it decodes it
                 total_ms += int(img.info.get("duration") or DEFAULT_FRAME_MS)
             loop = img.info.get("loop")
             has_alpha = "A" in img.mode or "transparency" in img.info or fmt in ("webp", "apng", "avif")

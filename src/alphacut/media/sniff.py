@@ -25,6 +25,8 @@ def video_signature(head: bytes) -> str | None:
         return "avi"
     if head[:1] == b"\x47" and len(head) > 188 and head[188:189] == b"\x47":
         return "mpegts"
+    if len(head) > 196 and head[4:5] == b"\x47" and head[196:197] == b"\x47":
+        return "mpegts"  # M2TS (AVCHD camera files): 192-byte packets, a 4-byte timestamp first
     if head[:4] == b"\x00\x00\x01\xba":
         return "mpegps"
     if head[:3] == b"FLV":

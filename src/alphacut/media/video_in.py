@@ -22,6 +22,8 @@ from .limits import DEFAULT_LIMITS, MediaLimits
 
 #: more than this share of a clip's packets rejected by the decoder: the clip is refused
 MAX_CORRUPT_SHARE = 0.10
+#: a clip that ends before this share of the frames its header declares is truncated
+TRUNCATED_SHARE = 0.9
 #: colour matrices swscale knows by number (AVCOL_SPC_*): BT.709, FCC, BT.470BG, SMPTE 170M, 240M, BT.2020
 _SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 
@@ -173,7 +175,7 @@ class VideoSource:
             for packet in c.demux(stream):
                 try:
                     frames = ctx.decode(packet)  # a None packet (the end) drains the decoder
-                except av.error.InvalidDataError:
+                except (av.error.InvalidDataError, av.error.BlockingIOError):
                     self.skipped.append(float(packet.pts * packet.time_base) if packet.pts is not None else -1.0)
                     continue
                 if packet.size:
@@ -242,6 +244,12 @@ class VideoSource:
                 last_time = t
             if pending is None:
                 raise CorruptImageError("no frame of the video could be decoded", path=self.name)
+            got = index + 1 + len(self.skipped)
+            if info.expected_frames and got < TRUNCATED_SHARE * info.expected_frames:
+                raise TruncatedImageError(
+                    f"the file is truncated: it ends after {index + 1} of the {info.expected_frames} frames "
+                    f"its header {'declares' if info.declared_frames else 'implies (duration × rate)'}",
+                    path=self.name)
             p_rgb, p_alpha, p_t, own = pending
             yield Frame(index, p_rgb, p_alpha, p_t, own)
         if self.skipped:
