@@ -85,7 +85,8 @@ def cpu_seconds() -> float:
 def engine_run(inputs: Path, out: Path, model: str, workers: int | None, threads: int | None
                ) -> tuple[float, float, float]:
     """(wall s, peak RSS MB of the process tree, CPU s of the whole tree)."""
-    from alphacut.jobs.batch import Reporter, run_batch
+    from alphacut.cli.progress import Reporter
+    from alphacut.jobs.batch import run_batch
     from alphacut.pipeline import Options
 
     class Quiet(Reporter):

@@ -75,7 +75,6 @@ import os
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -154,23 +153,9 @@ def composite_metrics(ah, Fh, a, F, N) -> tuple[float, float]:
 def tier_switches(tier: str) -> tuple[str, dict[str, bool]]:
     """``tier``: fast, best, or either with ``-solo`` (no second model's opinion) and/or, for
     best, ``-nocrop`` (no second pass on a small subject's crop) appended: the quality and the
-    ``pipeline`` switches it sets."""
+    ``Options`` switches it sets."""
     quality, *off = tier.split("-")
-    return quality, {"SUBJECT_CROP_PASS": "nocrop" not in off, "SECOND_OPINION": "solo" not in off}
-
-
-@contextmanager
-def pipeline_switches(switches: dict[str, bool]) -> Iterator[None]:
-    from alphacut import pipeline
-
-    saved = {k: getattr(pipeline, k) for k in switches}
-    for k, v in switches.items():
-        setattr(pipeline, k, v)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            setattr(pipeline, k, v)
+    return quality, {"subject_crop_pass": "nocrop" not in off, "second_opinion": "solo" not in off}
 
 
 def cached(session: Any, spec: Any) -> Any:
@@ -209,10 +194,9 @@ class CachedAlphacut:
         from alphacut.steps import Stages
 
         quality, switches = tier_switches(tier)
-        opts = pipeline.Options(model=self.spec.name, quality=quality, decontaminate=decontaminate)
-        with pipeline_switches(switches):
-            stages = Stages(self.session, self.spec, helper=self.helper)
-            return stages.cut_out(picture_from(img), opts)
+        opts = pipeline.Options(model=self.spec.name, quality=quality, decontaminate=decontaminate, **switches)
+        stages = Stages(self.session, self.spec, helper=self.helper)
+        return stages.cut_out(picture_from(img), opts)
 
 
 def alphacut_runner(model: str, tier: str, store):

@@ -15,7 +15,7 @@ import numpy as np
 
 from alphacut.errors import InputError
 from alphacut.imageio.decode import decode
-from alphacut.imageio.sniff import INPUT_FORMATS, SNIFF_BYTES, sniff
+from alphacut.imageio.formats import SNIFF_BYTES, all_formats, sniff
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_DIRS = [ROOT / "tests" / "data" / "corpus", ROOT.parent / "shared" / "eval" / "formats"]
@@ -47,12 +47,12 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 def check_sniff(data: bytes) -> str | None:
     try:
-        fmt = sniff(data[:SNIFF_BYTES], name="fuzz")
+        fmt = sniff(data[:SNIFF_BYTES], name="fuzz").name
     except InputError:
         return None
     except Exception as exc:  # noqa: BLE001
         raise Finding(f"sniff raised {type(exc).__name__}: {exc}") from exc
-    if fmt not in INPUT_FORMATS:
+    if fmt not in {f.name for f in all_formats()}:
         raise Finding(f"sniff returned {fmt!r}")
     return fmt
 

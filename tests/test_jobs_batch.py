@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from alphacut.inputs import distinct_outputs, expand, mirror, safe_member_name
-from alphacut.jobs.batch import Reporter, read_manifest, run_batch
-from alphacut.jobs.worker import FAULT_ENV
+from alphacut.cli.progress import Reporter
+from alphacut.jobs.batch import run_batch
+from alphacut.jobs.manifest import read_manifest
 from alphacut.pipeline import Options
 from conftest import encode_image, subject_image
+from support.faulty_worker import FAULT_ENV, faulty_worker_main
 
 OPTS = Options(model="u2netp")
 ENGINE = {"workers": 1, "job_timeout": 8}
@@ -79,7 +81,7 @@ def test_mixed_batch_with_bad_files_and_dying_workers(tmp_path: Path, monkeypatc
     })
     monkeypatch.setenv(FAULT_ENV, "kill:killed.png;hang:hung.png")
     out = tmp_path / "out"
-    summary = run_batch([str(src)], out, OPTS, engine_kwargs=ENGINE)
+    summary = run_batch([str(src)], out, OPTS, engine_kwargs={**ENGINE, "worker_main": faulty_worker_main})
     got = statuses(out / "manifest.jsonl")
     assert got == expected
     assert summary.exit_code == 1 and summary.done == 20 and len(summary.failed) == 6

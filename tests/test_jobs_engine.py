@@ -1,7 +1,8 @@
 """The job engine with the real u2netp model and real faults in real worker processes.
 
-Faults come from the worker's test hook (``ALPHACUT_TEST_FAULT``): the worker really SIGKILLs
-itself, calls ``os._exit``, segfaults, hangs or allocates memory — nothing is mocked.
+Faults come from the tests' worker (``support.faulty_worker``, a subclass of the product's
+``Worker`` run in each real worker process, driven by ``ALPHACUT_TEST_FAULT``): the worker really
+SIGKILLs itself, calls ``os._exit``, segfaults, hangs or allocates memory — nothing is mocked.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from PIL import Image
 from alphacut.errors import QueueFullError
 from alphacut.jobs.engine import JobEngine
 from alphacut.jobs.state import Stage
-from alphacut.jobs.worker import FAULT_ENV
 from alphacut import pipeline
 from alphacut.pipeline import Options
 from conftest import encode_image, subject_image
+from support.faulty_worker import FAULT_ENV, faulty_worker_main
 
 OPTS = Options(model="u2netp")
 
@@ -76,7 +77,7 @@ def test_real_faults_fail_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     names = ["a.png", "exit.png", "b.png", "segv.png", "c.png", "bloat.png", "d.png", "hang.png", "e.png"]
     srcs = images(tmp_path / "in", names)
     monkeypatch.setenv(FAULT_ENV, "exit:exit.png;segv:segv.png;bloat:bloat.png;hang:hang.png")
-    with JobEngine("u2netp", workers=1, job_timeout=6, max_rss_mb=700) as eng:
+    with JobEngine("u2netp", workers=1, job_timeout=6, max_rss_mb=700, worker_main=faulty_worker_main) as eng:
         jobs = {p.name: eng.submit(p, options=OPTS, output=tmp_path / "out" / p.name) for p in srcs}
         for j in jobs.values():
             eng.wait(j.id, 240)
@@ -98,11 +99,11 @@ def test_real_faults_fail_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_external_sigkill_mid_inference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     victim, *others = images(tmp_path / "in", ["victim.png", "x.png", "y.png"])
     monkeypatch.setenv(FAULT_ENV, "hang:victim.png")  # keeps it inside inference until we kill it
-    with JobEngine("u2netp", workers=1, job_timeout=None) as eng:
+    with JobEngine("u2netp", workers=1, job_timeout=None, worker_main=faulty_worker_main) as eng:
         vj = eng.submit(victim, options=OPTS, output=tmp_path / "out" / "victim.png")
         wait_for(lambda: vj.stage is Stage.INFERRING)
         rest = [eng.submit(p, options=OPTS, output=tmp_path / "out" / p.name) for p in others]
-        os.kill(vj.meta["pid"], signal.SIGKILL)  # like the kernel's OOM killer
+        os.kill(vj.worker_pid, signal.SIGKILL)  # like the kernel's OOM killer
         eng.wait(vj.id, 60)
         for j in rest:
             eng.wait(j.id, 120)
@@ -114,12 +115,12 @@ def test_external_sigkill_mid_inference(tmp_path: Path, monkeypatch: pytest.Monk
 def test_cancel_queued_and_mid_inference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     srcs = images(tmp_path / "in", ["hang.png", "p1.png", "p2.png", "p3.png", "p4.png", "p5.png"])
     monkeypatch.setenv(FAULT_ENV, "hang:hang.png")
-    with JobEngine("u2netp", workers=1, job_timeout=None) as eng:
+    with JobEngine("u2netp", workers=1, job_timeout=None, worker_main=faulty_worker_main) as eng:
         jobs = [eng.submit(p, options=OPTS, output=tmp_path / "out" / p.name) for p in srcs]
         assert eng.cancel(jobs[-1].id)  # still queued: cancelled at once
         assert jobs[-1].stage is Stage.CANCELLED
         wait_for(lambda: jobs[0].stage is Stage.INFERRING)
-        pid = jobs[0].meta["pid"]
+        pid = jobs[0].worker_pid
         assert eng.cancel(jobs[0].id)  # mid-inference: its worker is ended and replaced
         assert not eng.cancel(jobs[0].id)
         for j in jobs[1:-1]:
@@ -148,7 +149,7 @@ def test_isolate_job_gives_each_job_a_fresh_process(tmp_path: Path) -> None:
         jobs = [eng.submit(p, options=OPTS, output=tmp_path / "out" / p.name) for p in srcs]
         for j in jobs:
             assert eng.wait(j.id, 120).ok, j.reason
-    assert len({j.meta["pid"] for j in jobs}) == 3
+    assert len({j.worker_pid for j in jobs}) == 3
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
@@ -156,7 +157,7 @@ def test_artifacts_on_a_full_disk_are_disk_full_and_leave_nothing(tmp_path: Path
     """A real ENOSPC: the matte's temporary file is a link to /dev/full."""
     from alphacut.errors import DiskFullError
     from alphacut.imageio.decode import decode
-    from alphacut.jobs.worker import save_artifacts
+    from alphacut.jobs.artifacts import save_artifacts
     from alphacut.pipeline import Cutout
 
     pic = decode(encode_image(subject_image(64, 48), "PNG"), name="x.png")

@@ -1,4 +1,4 @@
-"""``alphacut models ...`` through argparse, as the lead's cli.py will wire it."""
+"""``alphacut models ...`` through argparse, as ``alphacut.cli`` wires it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from alphacut.models import catalog, cli_models
+from alphacut.cli import models as cli_models
+from alphacut.models import catalog
 from support.models import home, registered, register, tiny_spec  # noqa: F401
 
 

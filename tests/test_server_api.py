@@ -204,6 +204,12 @@ def test_models_and_capabilities(live_server):
         assert caps["provider"] and caps["threads"] >= 1 and "degraded" in caps
         assert caps["limits"]["max_pixels"] > 0
         assert "png16" in caps["export_formats"]
+        from alphacut.imageio import formats
+        from alphacut.server.routes_jobs import EXPORTS
+
+        assert caps["input_formats"] == formats.names(formats.all_formats())
+        assert caps["output_formats"] == formats.names(formats.output_formats()) == ["png", "webp", "avif", "tiff"]
+        assert caps["export_formats"] == list(EXPORTS)
 
 
 def test_model_pull_progress_and_delete(live_server, tmp_path, monkeypatch):
@@ -278,7 +284,7 @@ def test_openapi_describes_the_api(live_server):
 def test_cli_serve_parser():
     import argparse
 
-    from alphacut.server.cli_serve import register
+    from alphacut.cli.serve import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
@@ -293,8 +299,7 @@ def test_serve_prints_link_and_cleans_up(tmp_path):
 
     lines: list[str] = []
     ready = threading.Event()
-    engine = _test_engine_or_none()
-    settings = _serve_settings(tmp_path, engine)
+    settings = _serve_settings(tmp_path)
     servers: list = []
     t = threading.Thread(target=run.serve, kwargs=dict(open_browser=False, settings=settings, print_fn=lines.append,
                                                         ready=ready, server_hook=servers.append), daemon=True)
@@ -311,32 +316,14 @@ def test_serve_prints_link_and_cleans_up(tmp_path):
     t.join(15)
     assert not t.is_alive()
     assert not (work / "uploads").exists() and not (work / "artifacts").exists()
-    if engine is not None:
-        engine.close()
 
 
-def _test_engine_or_none():
-    from support.server import SHARED_HOME, real_engine_available
-
-    if real_engine_available():
-        return None
-    from support.engine import ThreadEngineForTests
-
-    from alphacut.models.store import ModelStore
-
-    return ThreadEngineForTests(model="u2netp", store=ModelStore(SHARED_HOME))
-
-
-def _serve_settings(tmp_path, engine):
+def _serve_settings(tmp_path):
     from alphacut.server.state import ServerSettings
 
-    from support.server import SHARED_HOME
+    from support.server import SHARED_HOME, real_engine_available, thread_engines
 
-    kw = {}
-    if engine is not None:
-        from support.engine import load_cutout_for_tests
-
-        kw = dict(engine=engine, load_cutout=load_cutout_for_tests)
+    kw = {} if real_engine_available() else {"engine_factory": thread_engines()}
     return ServerSettings(model="u2netp", work_dir=tmp_path / "work", models_home=SHARED_HOME, workers=1, **kw)
 
 

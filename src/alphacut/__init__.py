@@ -13,14 +13,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["AlphacutError", "Options", "Remover", "Result", "remove", "__version__"]
+__all__ = ["AlphacutError", "Compose", "Encode", "Options", "Remover", "Result", "remove", "__version__"]
 
 if TYPE_CHECKING:
     from .api import Remover, Result, remove
     from .errors import AlphacutError
-    from .pipeline import Options
+    from .options import Compose, Encode, Options
 
-_HOMES = {"Remover": "api", "Result": "api", "remove": "api", "AlphacutError": "errors", "Options": "pipeline"}
+_HOMES = {"Remover": "api", "Result": "api", "remove": "api", "AlphacutError": "errors", "Options": "options",
+          "Compose": "options", "Encode": "options"}
 
 
 def __getattr__(name: str) -> Any:

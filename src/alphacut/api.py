@@ -7,7 +7,7 @@ and ``Result`` encodes and verifies on demand.
 from __future__ import annotations
 
 import threading
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,18 +18,20 @@ from . import pipeline
 from .errors import UsageError
 from .fsutil import atomic_write
 from .imageio.decode import Picture
-from .imageio.encode import OUTPUT_FORMATS, straight_rgba
+from .imageio.encode import straight_rgba
+from .imageio.formats import by_extension
 from .models.catalog import DEFAULT_MODEL, ModelSpec, get_spec
-from .pipeline import Cutout, Options, StageCallback
+from .options import KEYWORDS, Options
+from .pipeline import Cutout, StageCallback
 from .steps import Stages, decode_source
 
 Source = str | Path | bytes | Image.Image | np.ndarray
-_OPTION_NAMES = {f.name for f in fields(Options)}
 
 
 def make_options(base: Options | None = None, **overrides: Any) -> Options:
-    """An Options value from keyword arguments, with a clear error for unknown names."""
-    unknown = set(overrides) - _OPTION_NAMES
+    """An Options value from keyword arguments (grouped or flat, see ``options``), with a clear
+    error for unknown names."""
+    unknown = set(overrides) - KEYWORDS
     if unknown:
         raise UsageError(f"unknown option(s): {', '.join(sorted(unknown))}")
     return replace(base or Options(), **overrides)
@@ -111,10 +113,8 @@ class Result:
         """Encode, verify, then write atomically; the format follows the extension unless given."""
         path = Path(path)
         if format is None:
-            ext = path.suffix.lower().lstrip(".")
-            format = {"tif": "tiff", "jpg": None}.get(ext, ext) if ext else None
-            if format not in OUTPUT_FORMATS:
-                format = self._cutout.options.format
+            named = by_extension(path.suffix) if path.suffix else None
+            format = named.name if named is not None and named.writes("still") else self._cutout.options.format
         return atomic_write(path, self.encode(format, **overrides))
 
 

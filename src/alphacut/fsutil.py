@@ -19,7 +19,7 @@ def output_error(exc: OSError, what: str, path: str | Path) -> OutputError:
     """An OSError while writing as the user-facing error: ``disk-full`` when there is no space."""
     if exc.errno in NO_SPACE:
         return DiskFullError(f"{what}: the disk is full ({exc.strerror or exc}); free some space and "
-                             "run again (--resume for a batch)", path=path)
+                             "run again (a batch resumes where it stopped)", path=path)
     return OutputError(f"{what} ({exc.strerror or exc})", path=path)
 
 

@@ -5,8 +5,8 @@ into a folder or a ZIP) expands its inputs here, so one set of rules holds every
 
 - **Files** are taken as named; ``-`` is stdin.
 - **Folders** are walked recursively in sorted order; hidden files and folders are skipped. A
-  file is taken when its name ends like an image (so a broken ``.png`` is reported, not skipped)
-  or when its first bytes are one.
+  file is taken when its name has a registered format's ending (``imageio.formats``; so a
+  broken ``.png`` is reported, not skipped) or when its first bytes are one.
 - **Quoted globs** (``"shots/*.jpg"``, ``**`` recurses) are expanded here, because Windows shells
   and quoting pass them through literally. A name that exists is never taken as a pattern.
 - **ZIP archives** (``.zip``) give their members. A member named outside the archive (``..``,
@@ -41,13 +41,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from .errors import (AlphacutError, CorruptImageError, ImageTooLargeError, InputError,
                      InputNotFoundError, UnsafePathError)
-from .imageio.sniff import SNIFF_BYTES, sniff
+from .imageio.formats import SNIFF_BYTES, by_extension, sniff
 
-#: file name endings taken as images even when their bytes say otherwise (so a corrupt or empty
-#: ``.png`` is reported, not silently skipped); other files are taken when their bytes sniff
-IMAGE_SUFFIXES = frozenset(
-    ".png .jpg .jpeg .jpe .jfif .webp .avif .heic .heif .hif .tif .tiff .bmp .gif .dib".split()
-)
 #: a ZIP member larger than this (uncompressed) is refused unread
 MAX_MEMBER_BYTES = 1 << 30
 #: the source id (and the argument) that means standard input
@@ -133,8 +128,16 @@ def _expand_one(arg: str, exclude: Path | None) -> Iterator[Item]:
                    problem=("not-found", "no such file"))
 
 
+def _registered_ending(name: str | PurePath) -> bool:
+    """A file name ending of a registered format (``formats.by_extension``) is taken as an
+    input even when its bytes say otherwise, so a corrupt or empty ``.png`` is reported, not
+    silently skipped; other files are taken when their bytes sniff."""
+    suffix = PurePath(name).suffix
+    return bool(suffix) and by_extension(suffix) is not None
+
+
 def _looks_like_image(path: Path) -> bool:
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if _registered_ending(path):
         return True
     try:
         with open(path, "rb") as fh:
@@ -249,7 +252,7 @@ def _member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Item | No
         problem = ("unsafe-path", "a symbolic link inside the archive; not read")
     elif info.file_size > MAX_MEMBER_BYTES:
         problem = ("too-large", f"{info.file_size} bytes uncompressed; refused")
-    elif PurePosixPath(safe).suffix.lower() not in IMAGE_SUFFIXES:
+    elif not _registered_ending(PurePosixPath(safe)):
         try:
             with zf.open(info) as fh:
                 sniff(fh.read(SNIFF_BYTES), name=info.filename)

@@ -13,89 +13,33 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import cv2
 import numpy as np
 
-from .errors import UsageError
 from .imageio.decode import DEFAULT_MAX_PIXELS, Picture, decode, to_srgb
-from .imageio.encode import EncodeSettings, SIXTEEN_BIT_FORMATS, encode_pixels, quantize, StraightRGBA
+from .imageio.encode import EncodeSettings, encode_pixels, quantize, StraightRGBA
+from .imageio.formats import by_name
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
 from .matte.decide import decide_mattes
 from .matte.predict import Runner, predict_matte
 from .matte.upsample import to_unit_float, upsample_matte
-from .models.catalog import DEFAULT_MODEL, ModelSpec
+from .models.catalog import ModelSpec
+from .options import Options
 from .second_opinion import Helper, HelperLoader
 
-Quality = Literal["fast", "best"]
 StageCallback = Callable[[str, float], None]
 
 #: images up to this many pixels on a side are fed as they are; larger ones are downscaled for
 #: inference only — the matte is applied back to the full-resolution original.
 INFERENCE_MAX_SIDE = 4096
-#: best tier: run the model again on a crop around a small subject (see matte.refine)
-SUBJECT_CROP_PASS = True
-#: both tiers: weigh a second model's matte against the chosen model's (see second_opinion
-#: and matte.decide)
-SECOND_OPINION = True
 #: above this many pixels the Cutout keeps the decontaminated colour only, not the original too
 RELEASE_ORIGINAL_PIXELS = 64_000_000
 #: up to this many pixels the RGBA output is built once and shared by the encoder and the
 #: verifier (128 MB at 8 bits); above it both read it strip by strip, so memory stays bounded
 SHARED_RGBA_PIXELS = 32_000_000
-
-
-@dataclass(frozen=True)
-class Options:
-    """Everything that decides an output, in one value that flows through the stages."""
-
-    model: str = DEFAULT_MODEL
-    quality: Quality = "fast"
-    format: str = "png"
-    #: None: 16-bit when the input is 16-bit and the format carries it, else 8
-    bit_depth: int | None = None
-    decontaminate: bool = True
-    clear_transparent: bool = False
-    mask_only: bool = False
-    #: an RGB colour to composite onto (opaque output), or None for a transparent cutout; with
-    #: ``background_image`` and ``background_fit="fit"`` it fills the bars around the image
-    background: tuple[int, int, int] | None = None
-    #: an image file to composite onto (opaque output); stored as a path (Options stays
-    #: hashable and cheap to send to workers) and decoded in ``compose``
-    background_image: str | Path | None = None
-    #: "fill": scale the background image to cover the output and crop the overflow (centred);
-    #: "fit": scale it to fit inside, centred, bars in ``background`` (white when unset)
-    background_fit: Literal["fill", "fit"] = "fill"
-    #: composite onto the original photo blurred by this Gaussian sigma in pixels
-    background_blur: float | None = None
-    crop: bool = False
-    crop_margin: int = 0
-    color: Literal["keep", "srgb"] = "keep"
-    lossless: bool = True
-    quality_level: int = 90
-    max_pixels: int = DEFAULT_MAX_PIXELS
-
-    def __post_init__(self) -> None:
-        if self.quality not in ("fast", "best"):
-            raise UsageError(f"quality must be 'fast' or 'best', not {self.quality!r}")
-        if self.color not in ("keep", "srgb"):
-            raise UsageError(f"color must be 'keep' or 'srgb', not {self.color!r}")
-        if isinstance(self.background_image, Path):
-            object.__setattr__(self, "background_image", str(self.background_image))
-        if self.mask_only and (self.background is not None or self.background_image is not None
-                               or self.background_blur is not None):
-            raise UsageError("--mask-only and a background (--bg, --bg-image, --bg-blur) do not go together")
-        if self.background_fit not in ("fill", "fit"):
-            raise UsageError(f"background fit must be 'fill' or 'fit', not {self.background_fit!r}")
-        if self.background_image is not None and self.background_blur is not None:
-            raise UsageError("--bg-image and --bg-blur do not go together")
-        if self.background_blur is not None and not 0 <= float(self.background_blur) <= 1000:
-            raise UsageError("background blur must be between 0 and 1000 pixels")
-        if not 0 <= self.quality_level <= 100:
-            raise UsageError("output quality must be between 0 and 100")
 
 
 @dataclass
@@ -162,7 +106,7 @@ def infer(
     if options.color == "srgb":
         picture = to_srgb(picture)
 
-    second = _second_opinion(spec, helper, warnings) if SECOND_OPINION else None
+    second = _second_opinion(spec, helper, warnings) if options.second_opinion else None
 
     def run_models(rgb: np.ndarray) -> np.ndarray:
         small = plan_inference_image(rgb)
@@ -178,7 +122,7 @@ def infer(
     on_stage("inferring", 0.7)
 
     crop = None
-    if options.quality == "best" and SUBJECT_CROP_PASS:
+    if options.quality == "best" and options.subject_crop_pass:
         from .matte.refine import CROP_MIN_GAIN, subject_crop_box
 
         box = subject_crop_box(coarse, picture.rgb.shape)
@@ -260,9 +204,10 @@ def _crop_gain(spec: ModelSpec, shape: tuple[int, ...], box: tuple[int, int, int
 
 
 def output_bit_depth(picture: Picture, options: Options) -> int:
-    if options.bit_depth is not None:
-        return options.bit_depth
-    return 16 if picture.bit_depth == 16 and options.format in SIXTEEN_BIT_FORMATS else 8
+    enc = options.encode
+    if enc.bit_depth is not None:
+        return enc.bit_depth
+    return 16 if picture.bit_depth == 16 and 16 in by_name(enc.format).bit_depths else 8
 
 
 def subject_box(matte: np.ndarray, margin: int) -> tuple[int, int, int, int]:
@@ -287,29 +232,30 @@ def compose(cutout: Cutout, options: Options | None = None) -> tuple[np.ndarray 
     by the PNG writer and the verifier); a mask or a composite over a background as an array.
     """
     opts = options or cutout.options
+    look, enc = opts.compose, opts.encode
     picture = cutout.picture
     depth = output_bit_depth(picture, opts)
     settings = EncodeSettings(
-        format=opts.format,
+        format=enc.format,
         bit_depth=depth,
-        lossless=opts.lossless,
-        quality=opts.quality_level,
+        lossless=enc.lossless,
+        quality=enc.lossy_quality,
         icc_profile=picture.icc_profile,
         exif=picture.exif,
     )
     matte, fg = cutout.matte, cutout.foreground
     x0, y0, x1, y1 = 0, 0, matte.shape[1], matte.shape[0]
-    if opts.crop:
-        x0, y0, x1, y1 = subject_box(matte, opts.crop_margin)
+    if look.crop:
+        x0, y0, x1, y1 = subject_box(matte, look.margin)
         matte, fg = matte[y0:y1, x0:x1], fg[y0:y1, x0:x1]
-    if opts.mask_only:
+    if look.mask_only:
         return quantize(matte, depth), replace(settings, icc_profile=None)
-    if opts.background_image is not None or opts.background_blur is not None or opts.background is not None:
+    if look.opaque:
         backdrop = background_pixels(cutout, opts, (x0, y0, x1, y1))  # float32 (h, w, 3) in 0..1
         a = matte[:, :, None]
         rgb = to_unit_float(fg) * a + backdrop * (1.0 - a)
         return quantize(rgb, depth), settings
-    return StraightRGBA(fg, matte, depth, clear_transparent=opts.clear_transparent), settings
+    return StraightRGBA(fg, matte, depth, clear_transparent=look.clear_transparent), settings
 
 
 def _resize_rgb(img: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
@@ -357,15 +303,16 @@ def background_pixels(cutout: Cutout, opts: Options, box: tuple[int, int, int, i
     """The backdrop for the output region ``box`` (x0, y0, x1, y1): float32 (h, w, 3) in 0..1."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
-    colour = np.asarray(opts.background if opts.background is not None else (255, 255, 255), np.float32) / 255.0
-    if opts.background_blur is not None:
-        full = blurred_original(to_unit_float(cutout.picture.rgb), cutout.matte, float(opts.background_blur))
+    look = opts.compose
+    colour = np.asarray(look.background if look.background is not None else (255, 255, 255), np.float32) / 255.0
+    if look.blur is not None:
+        full = blurred_original(to_unit_float(cutout.picture.rgb), cutout.matte, float(look.blur))
         return np.ascontiguousarray(full[y0:y1, x0:x1])
-    if opts.background_image is None:
+    if look.image is None:
         return np.broadcast_to(colour, (h, w, 3))
-    img = load_background_image(str(opts.background_image), opts.max_pixels)
+    img = load_background_image(look.image, opts.max_pixels)
     ih, iw = img.shape[:2]
-    if opts.background_fit == "fill":
+    if look.fit == "fill":
         s = max(w / iw, h / ih)
         sw, sh = max(w, round(iw * s)), max(h, round(ih * s))
         big = _resize_rgb(img, (sw, sh))

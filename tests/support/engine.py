@@ -1,92 +1,90 @@
 """TEST ONLY: a small in-process stand-in for ``alphacut.jobs`` JobEngine.
 
-It exists so the server can be tested before (or independently of) the real engine: same
-interface (submit/cancel/get/jobs/subscribe/wait/close, ``load_cutout``), the real pipeline and
-the real model, but threads instead of isolated worker processes. It is never used by the
-product; ``alphacut serve`` always builds the real engine.
+It exists so the server can be tested apart from the real engine: it satisfies the same
+``alphacut.jobs.protocol.Engine`` (real ``Job``s moved by the real state machine, real
+``JobEvent``s), runs the real pipeline with the real model, but on threads instead of isolated
+worker processes. It is never used by the product; ``alphacut serve`` always builds the real
+engine. The server takes it through ``ServerSettings(engine_factory=...)``.
 """
 
 from __future__ import annotations
 
-import itertools
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from alphacut import pipeline
 from alphacut.api import Remover
-from alphacut.errors import AlphacutError, CancelledError
-
-
-class QueueFullForTests(AlphacutError):
-    code = "queue-full"
-
-
-@dataclass
-class TestJob:
-    id: str
-    name: str
-    options: pipeline.Options
-    source: Any
-    stage: str = "queued"
-    progress: float = 0.0
-    reason: str | None = None
-    code: str | None = None
-    provider: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    output: Path | None = None
-    cutout: Any = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("id", "name", "stage", "progress", "reason", "code", "provider")}
-
-
-@dataclass
-class TestJobEvent:
-    job_id: str
-    stage: str
-    progress: float
+from alphacut.errors import AlphacutError, CancelledError, QueueFullError, UsageError
+from alphacut.jobs.protocol import Subscriber
+from alphacut.jobs.state import ORDER, Job, JobEvent, Stage, transition
 
 
 class ThreadEngineForTests:
     """TEST ONLY (see module doc). ``gate`` can hold workers to fill the queue deterministically."""
 
     def __init__(self, model: str = "u2netp", workers: int | None = 1, max_queue: int = 256,
-                 artifacts_dir: Path | None = None, store: Any = None) -> None:
+                 store: Any = None) -> None:
         self.model = model
         self.workers = workers or 1
         self.max_queue = max_queue
-        self._jobs: dict[str, TestJob] = {}
+        self._jobs: dict[str, Job] = {}
+        self._sources: dict[str, Path | bytes] = {}
+        self._cutouts: dict[str, pipeline.Cutout] = {}
         self._queue: queue.Queue[str | None] = queue.Queue()
-        self._subs: list[Callable[[Any], None]] = []
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._removers: dict[str, Remover] = {}
+        self._subs: list[Subscriber] = []
+        self._lock = threading.RLock()
+        self._remover: Remover | None = None
         self._store = store
+        self._closed = False
         self.gate = threading.Event()
         self.gate.set()
         self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(self.workers)]
         for t in self._threads:
             t.start()
 
-    def submit(self, source: Path | bytes, *, name: str, options: pipeline.Options, output: Path | None = None) -> TestJob:
+    @property
+    def capacity(self) -> int:
+        return self.workers
+
+    def submit(self, source: Path | str | bytes, *, name: str | None = None, options: Any = None,
+               output: Path | str | None = None) -> Job:
+        opts = options or pipeline.Options(model=self.model)
+        if opts.model != self.model:
+            raise UsageError(f"this engine runs {self.model!r}, not {opts.model!r}")
+        is_bytes = isinstance(source, (bytes, bytearray, memoryview))
         with self._lock:
-            waiting = sum(1 for j in self._jobs.values() if j.stage == "queued")
+            waiting = sum(1 for j in self._jobs.values() if j.stage is Stage.QUEUED)
             if waiting >= self.max_queue:
-                raise QueueFullForTests(f"the queue is full ({self.max_queue} waiting)")
-            job = TestJob(f"t{next(self._ids):04d}{int(time.time() * 1000) % 100000:05d}", name, options, source)
+                raise QueueFullError(f"the queue is full ({self.max_queue} waiting)")
+            job = Job(name=name or ("<bytes>" if is_bytes else Path(source).name), options=opts)  # type: ignore[arg-type]
+            job.input_path = None if is_bytes else str(source)
             self._jobs[job.id] = job
-        self._emit(job)
+            self._sources[job.id] = bytes(source) if is_bytes else Path(source)  # type: ignore[arg-type]
+        self._emit(job, "queued")
         self._queue.put(job.id)
         return job
 
-    def _emit(self, job: TestJob) -> None:
-        for cb in list(self._subs):
-            cb(TestJobEvent(job.id, job.stage, job.progress))
+    def _emit(self, job: Job, message: str = "") -> None:
+        event = JobEvent(job.id, job.stage, job.progress, message, time.time(), job.public())
+        with self._lock:
+            subs = list(self._subs)
+        for cb in subs:
+            cb(event)
+
+    def _advance(self, job: Job, stage: str, frac: float) -> None:
+        """Move through every stage up to ``stage`` (the state machine allows no skipping)."""
+        target = Stage(stage)
+        with self._lock:
+            if job.final:
+                raise CancelledError("cancelled")
+            if target in ORDER and job.stage in ORDER:
+                for st in ORDER[ORDER.index(job.stage) + 1:ORDER.index(target)]:
+                    transition(job, st)
+            transition(job, target, frac)
+        self._emit(job, target.value)
 
     def _work(self) -> None:
         while True:
@@ -95,65 +93,90 @@ class ThreadEngineForTests:
                 return
             self.gate.wait()
             job = self._jobs[job_id]
-            if job.stage == "cancelled":
+            if job.final:
                 continue
-
-            def on_stage(stage: str, frac: float) -> None:
-                if job.stage == "cancelled":
-                    raise CancelledError("cancelled")
-                job.stage, job.progress = stage, frac
-                self._emit(job)
-
             try:
-                data = Path(job.source).read_bytes() if not isinstance(job.source, bytes) else job.source
+                source = self._sources.pop(job_id)
+                data = source if isinstance(source, bytes) else source.read_bytes()
+                on_stage: Callable[[str, float], None] = lambda stage, frac: self._advance(job, stage, frac)
                 picture = pipeline.decode_input(data, name=job.name, options=job.options, on_stage=on_stage)
-                remover = self._removers.get(job.options.model)
-                if remover is None:
-                    remover = self._removers[job.options.model] = Remover(job.options.model, store=self._store)
-                cutout = remover.process(picture, job.options, on_stage=on_stage)
+                if self._remover is None:
+                    self._remover = Remover(self.model, store=self._store)
+                cutout = self._remover.process(picture, job.options, on_stage=on_stage)
                 pipeline.render(cutout, name=job.name, on_stage=on_stage)
-                job.cutout = cutout
-                job.provider, job.warnings, job.timings = cutout.provider, list(cutout.warnings), dict(cutout.timings)
-                job.stage, job.progress = "done", 1.0
+                with self._lock:
+                    self._cutouts[job.id] = cutout
+                    job.provider, job.warnings = cutout.provider, list(cutout.warnings)
+                    job.timings.update(cutout.timings)
+                self._advance(job, "verifying", 1.0)  # CancelledError if it was cancelled meanwhile
+                with self._lock:
+                    if job.final:
+                        continue
+                    transition(job, Stage.DONE)
+                self._emit(job, "done")
             except CancelledError:
-                job.stage = "cancelled"
+                pass
             except AlphacutError as err:
-                job.stage, job.reason, job.code = "failed", err.reason, err.code
+                self._end(job, Stage.FAILED, err.reason, err.code)
             except Exception as err:  # noqa: BLE001
-                job.stage, job.reason, job.code = "failed", f"{type(err).__name__}: {err}", "internal"
-            self._emit(job)
+                self._end(job, Stage.FAILED, f"{type(err).__name__}: {err}", "internal")
+
+    def _end(self, job: Job, stage: Stage, reason: str, code: str) -> bool:
+        with self._lock:
+            if job.final:
+                return False
+            transition(job, stage, reason=reason, code=code)
+        self._emit(job, reason)
+        return True
 
     def cancel(self, job_id: str) -> bool:
         job = self._jobs[job_id]
-        if job.stage in ("done", "failed", "cancelled"):
-            return False
-        job.stage = "cancelled"
-        self._emit(job)
-        return True
+        return self._end(job, Stage.CANCELLED, f"{job.name}: cancelled", "cancelled")
 
-    def get(self, job_id: str) -> TestJob:
+    def cancel_all(self) -> int:
+        return sum(self.cancel(j.id) for j in self.jobs())
+
+    def get(self, job_id: str) -> Job:
         return self._jobs[job_id]
 
-    def jobs(self) -> list[TestJob]:
-        return list(self._jobs.values())
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
 
-    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        self._subs.append(callback)
-        return lambda: self._subs.remove(callback) if callback in self._subs else None
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and job.final:
+                del self._jobs[job_id]
+                self._cutouts.pop(job_id, None)
 
-    def wait(self, job_id: str, timeout: float | None = None) -> TestJob:
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subs.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subs:
+                    self._subs.remove(callback)
+
+        return unsubscribe
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
         end = None if timeout is None else time.monotonic() + timeout
-        while self._jobs[job_id].stage not in ("done", "failed", "cancelled"):
+        while not self._jobs[job_id].final:
             if end is not None and time.monotonic() > end:
-                break
+                raise TimeoutError(f"job {job_id} not finished after {timeout} s")
             time.sleep(0.02)
         return self._jobs[job_id]
 
+    def load_cutout(self, job: Job) -> pipeline.Cutout:
+        return self._cutouts[job.id]
+
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.cancel_all()
         self.gate.set()
         for _ in self._threads:
             self._queue.put(None)
-
-
-def load_cutout_for_tests(job: TestJob) -> pipeline.Cutout:
-    return job.cutout

@@ -192,7 +192,7 @@ class Killer:
 
 
 def read_records(manifest: Path) -> dict[str, dict[str, Any]]:
-    from alphacut.jobs.batch import read_manifest
+    from alphacut.jobs.manifest import read_manifest
 
     return {Path(r["input"]).name: r for r in read_manifest(manifest).values()}
 

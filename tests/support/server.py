@@ -3,7 +3,8 @@ real u2netp model, and sample images.
 
 The job engine is the real one (``alphacut.jobs.engine.JobEngine``, isolated worker processes).
 ``ALPHACUT_TEST_ENGINE=threads`` swaps in the TEST-ONLY stand-in from ``support.engine``
-(threads, same interface) to test the server apart from the engine.
+(threads, the same ``Engine`` protocol) through ``ServerSettings(engine_factory=...)``, to test
+the server apart from the engine.
 """
 
 from __future__ import annotations
@@ -30,15 +31,15 @@ MODEL = "u2netp"
 
 
 def real_engine_available() -> bool:
-    if os.environ.get("ALPHACUT_TEST_ENGINE") == "threads":
-        return False
-    try:
-        from alphacut.server.state import _import_jobs
+    return os.environ.get("ALPHACUT_TEST_ENGINE") != "threads"
 
-        _import_jobs()
-        return True
-    except Exception:
-        return False
+
+def thread_engines(max_queue: int = 256) -> Any:
+    """An ``engine_factory`` for the server: a TEST-ONLY thread engine per model."""
+    from support.engine import ThreadEngineForTests
+
+    return lambda model: ThreadEngineForTests(model=model, workers=1, max_queue=max_queue,
+                                              store=ModelStore(SHARED_HOME))
 
 
 def sample_png(seed: int = 0, size: tuple[int, int] = (160, 120)) -> bytes:
@@ -136,18 +137,12 @@ def start_server(tmp: Path, **overrides: Any) -> tuple[LiveServer, Any]:
     from alphacut.server.run import bind_socket, make_config, make_server
 
     ModelStore(SHARED_HOME, offline=False).ensure(MODEL)
-    engine = overrides.pop("engine", None)
-    load_cutout = overrides.pop("load_cutout", None)
-    if engine is None and not real_engine_available():
-        from support.engine import ThreadEngineForTests, load_cutout_for_tests
-
-        engine = ThreadEngineForTests(model=MODEL, workers=1, max_queue=overrides.pop("max_queue", 256),
-                                      store=ModelStore(SHARED_HOME))
-        load_cutout = load_cutout_for_tests
+    if "engine_factory" not in overrides and not real_engine_available():
+        overrides["engine_factory"] = thread_engines(overrides.get("max_queue", 256))
     sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     settings = ServerSettings(port=port, model=MODEL, work_dir=tmp / "work", models_home=SHARED_HOME,
-                              engine=engine, load_cutout=load_cutout, workers=1, **overrides)
+                              workers=1, **overrides)
     app = create_app(settings)
     server = make_server(make_config(app, settings, timeout_graceful_shutdown=1), app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -163,8 +158,6 @@ def start_server(tmp: Path, **overrides: Any) -> tuple[LiveServer, Any]:
         server.should_exit = True
         thread.join(10)
         sock.close()
-        if engine is not None:
-            engine.close()
 
     return live, stop
 

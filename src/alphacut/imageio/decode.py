@@ -23,7 +23,7 @@ from ..errors import (
     TruncatedImageError,
     UnsupportedFormatError,
 )
-from .sniff import sniff
+from .formats import SNIFF_BYTES, Format, sniff
 
 try:  # pillow-heif registers a HEIF opener with Pillow; without it HEIC input is refused.
     import pillow_heif
@@ -87,10 +87,22 @@ def read_input(src: str | Path | bytes, *, name: str | None = None) -> tuple[byt
 
 
 def decode(data: bytes, *, name: str = "<image>", max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
-    """Decode ``data`` into an upright Picture, or raise an InputError that names ``name``."""
-    fmt = sniff(data[:64], name=name)
-    if fmt == "webp":
-        declared = _webp_declared_size(data)
+    """Decode ``data`` into an upright Picture, or raise an InputError that names ``name``.
+
+    The format comes from the bytes' signature (``formats.sniff``), the decoder from the
+    format's registration (``decode_still`` for every still format alphacut ships)."""
+    fmt = sniff(data[:SNIFF_BYTES], name=name)
+    if fmt.decoder is None:
+        raise UnsupportedFormatError(
+            f"a {fmt.name.upper()} file holds a {fmt.kind}, not a single image to decode", path=name)
+    return fmt.decoder(data, fmt, name=name, max_pixels=max_pixels)
+
+
+def decode_still(data: bytes, format: Format, *, name: str, max_pixels: int) -> Picture:
+    """The still formats' decoder: Pillow (pillow-heif for HEIF, OpenCV for 16-bit PNG/TIFF)."""
+    fmt = format.name
+    if format.declared_size is not None:
+        declared = format.declared_size(data)
         if declared:
             _check_pixels(declared, name, max_pixels)
     try:
@@ -132,7 +144,7 @@ def _check_pixels(size: tuple[int, int], name: str, max_pixels: int) -> None:
     if w * h > max_pixels:
         raise ImageTooLargeError(
             f"{w}x{h} is {_megapixels(w * h)}, over the limit of {_megapixels(max_pixels)} "
-            "(raise it with --max-pixels if this is intended)",
+            "(raise the pixel limit, max_pixels, if this is intended)",
             path=name,
         )
 
@@ -155,26 +167,6 @@ def _check_expansion(size: tuple[int, int], nbytes: int, name: str) -> None:
         raise ImageTooLargeError(
             f"{size[0]}x{size[1]} ({_megapixels(pixels)}) from a file of only {nbytes:,} bytes: "
             "refused as a decompression bomb", path=name)
-
-
-def _webp_declared_size(data: bytes) -> tuple[int, int] | None:
-    """The canvas a WebP declares, read from its first chunk.
-
-    Pillow opens every WebP through libwebp's animation decoder, which allocates the whole
-    canvas (width x height x 4 bytes, up to 1 GiB) inside ``Image.open``, before our check on
-    ``img.size`` can run; so the limit is applied to the header first.
-    """
-    if len(data) < 30:
-        return None
-    fourcc = data[12:16]
-    if fourcc == b"VP8X":
-        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
-    if fourcc == b"VP8L":
-        bits = int.from_bytes(data[21:25], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if fourcc == b"VP8 ":
-        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
-    return None
 
 
 def _megapixels(pixels: int) -> str:

@@ -1,45 +1,25 @@
 """Encoders for the final pixels: straight (never premultiplied) alpha in every format.
 
-The matte stays float32 until here. ``to_pixels`` is the one place it is quantised:
-``round(alpha * 255)`` for 8-bit, ``round(alpha * 65535)`` for 16-bit.
+The matte stays float32 until here. ``quantize`` (and ``StraightRGBA``, which does the same
+rounding strip by strip) is the one place it becomes integers: ``round(alpha * 255)`` for
+8-bit, ``round(alpha * 65535)`` for 16-bit. Which encoder writes which format is declared in
+the format registry (``formats``, ``stills``); ``encode_pixels`` looks it up there.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from ..errors import UsageError
+from ..parallel import map_pieces
+from .formats import EncodeSettings, by_name
 from .png import write_png
 
-OutputFormat = Literal["png", "webp", "avif", "tiff"]
-OUTPUT_FORMATS: tuple[str, ...] = ("png", "webp", "avif", "tiff")
-#: formats that carry 16 bits per channel
-SIXTEEN_BIT_FORMATS = ("png", "tiff")
-EXTENSIONS = {"png": ".png", "webp": ".webp", "avif": ".avif", "tiff": ".tif"}
-
-
-@dataclass(frozen=True)
-class EncodeSettings:
-    format: str = "png"
-    bit_depth: int = 8
-    #: WebP/AVIF: lossless when True; otherwise ``quality`` (0-100) applies
-    lossless: bool = True
-    quality: int = 90
-    icc_profile: bytes | None = None
-    exif: bytes | None = None
-
-    def __post_init__(self) -> None:
-        if self.format not in OUTPUT_FORMATS:
-            raise UsageError(f"unknown output format {self.format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
-        if self.bit_depth not in (8, 16):
-            raise UsageError("bit depth must be 8 or 16")
-        if self.bit_depth == 16 and self.format not in SIXTEEN_BIT_FORMATS:
-            raise UsageError(f"{self.format.upper()} output is 8-bit only; use PNG or TIFF for 16-bit")
+__all__ = ["EncodeSettings", "StraightRGBA", "quantize", "convert_depth", "straight_rgba", "pixel_rows",
+           "encode_pixels", "encode_png", "encode_webp", "encode_avif", "encode_tiff"]
 
 
 def quantize(values: np.ndarray, bit_depth: int, *, strip_rows: int = 512) -> np.ndarray:
@@ -110,12 +90,10 @@ class StraightRGBA:
 
     def materialize(self, strip_rows: int = 256) -> np.ndarray:
         """The whole RGBA array, built strip by strip in place, strips on every core."""
-        from ..matte.tiles import map_tiles
-
-        h, w = self.shape[:2]
+        h = self.shape[0]
         out = np.empty(self.shape, self.dtype)
-        map_tiles(lambda t: self.rows(t[0], t[1], out[t[0]:t[1]]),
-                  [(y0, min(h, y0 + strip_rows), 0, w) for y0 in range(0, h, strip_rows)])
+        map_pieces(lambda s: self.rows(s[0], s[1], out[s[0]:s[1]]),
+                   [(y0, min(h, y0 + strip_rows)) for y0 in range(0, h, strip_rows)])
         return out
 
 
@@ -125,39 +103,70 @@ def pixel_rows(pixels: np.ndarray | StraightRGBA, y0: int, y1: int) -> np.ndarra
 
 
 def encode_pixels(pixels: np.ndarray | StraightRGBA, settings: EncodeSettings) -> bytes:
-    """Encode (H,W), (H,W,3) or (H,W,4) uint8/uint16 pixels in ``settings.format``."""
-    if settings.format == "png":
-        return write_png(pixels, icc_profile=settings.icc_profile, exif=settings.exif)
+    """Encode (H,W), (H,W,3) or (H,W,4) uint8/uint16 pixels with ``settings.format``'s encoder
+    (from the format registry)."""
+    encoder = by_name(settings.format).encoder
+    assert encoder is not None  # EncodeSettings accepts output formats only
+    return encoder(pixels, settings)
+
+
+# --- the still encoders (declared with their formats in ``stills.py``) ------------------------
+
+
+def encode_png(pixels: np.ndarray | StraightRGBA, settings: EncodeSettings) -> bytes:
+    """The fast PNG writer; it reads a strip source a strip at a time."""
+    return write_png(pixels, icc_profile=settings.icc_profile, exif=settings.exif)
+
+
+def encode_webp(pixels: np.ndarray | StraightRGBA, settings: EncodeSettings) -> bytes:
+    img, extra = _pillow_image(pixels, settings)
+    buf = io.BytesIO()
+    if settings.lossless:
+        # exact=True keeps RGB under fully transparent pixels (libwebp would otherwise zero it)
+        img.save(buf, "WEBP", lossless=True, exact=True, quality=100, method=4, **extra)
+    else:
+        img.save(buf, "WEBP", quality=settings.quality, exact=True, alpha_quality=100, method=4, **extra)
+    return buf.getvalue()
+
+
+def encode_avif(pixels: np.ndarray | StraightRGBA, settings: EncodeSettings) -> bytes:
+    img, extra = _pillow_image(pixels, settings)
+    buf = io.BytesIO()
+    quality = 100 if settings.lossless else settings.quality
+    img.save(buf, "AVIF", quality=quality, subsampling="4:4:4", speed=8, **extra)
+    return buf.getvalue()
+
+
+def encode_tiff(pixels: np.ndarray | StraightRGBA, settings: EncodeSettings) -> bytes:
+    """8-bit TIFF through Pillow, 16-bit through OpenCV (Pillow cannot write 16-bit RGB/RGBA)."""
+    pixels = pixels.materialize() if isinstance(pixels, StraightRGBA) else pixels
+    if pixels.dtype == np.uint16:
+        return _encode_tiff16(pixels)
+    img, extra = _pillow_image(pixels, settings)
+    # libtiff rejects Pillow's EXIF IFD offsets in classic TIFF; the ICC profile is kept
+    extra.pop("exif", None)
+    buf = io.BytesIO()
+    img.save(buf, "TIFF", compression="tiff_adobe_deflate", **extra)
+    return buf.getvalue()
+
+
+def _pillow_image(pixels: np.ndarray | StraightRGBA, settings: EncodeSettings) -> tuple[Image.Image, dict[str, object]]:
+    """8-bit pixels as a Pillow image, with the metadata Pillow's savers take."""
     if isinstance(pixels, StraightRGBA):
         pixels = pixels.materialize()
-    if pixels.dtype == np.uint16:
-        return _encode_16bit(pixels, settings)
+    if pixels.dtype != np.uint8:
+        raise UsageError(f"{settings.format.upper()} output is 8-bit only")
     mode = {2: "L", 3: "RGB", 4: "RGBA"}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]]
     img = Image.fromarray(pixels, mode)
-    buf = io.BytesIO()
     extra: dict[str, object] = {}
     if settings.icc_profile and mode != "L":
         extra["icc_profile"] = settings.icc_profile
     if settings.exif:
         extra["exif"] = settings.exif
-    fmt = settings.format
-    if fmt == "webp":
-        if settings.lossless:
-            # exact=True keeps RGB under fully transparent pixels (libwebp would otherwise zero it)
-            img.save(buf, "WEBP", lossless=True, exact=True, quality=100, method=4, **extra)
-        else:
-            img.save(buf, "WEBP", quality=settings.quality, exact=True, alpha_quality=100, method=4, **extra)
-    elif fmt == "avif":
-        quality = 100 if settings.lossless else settings.quality
-        img.save(buf, "AVIF", quality=quality, subsampling="4:4:4", speed=8, **extra)
-    elif fmt == "tiff":
-        # libtiff rejects Pillow's EXIF IFD offsets in classic TIFF; the ICC profile is kept
-        extra.pop("exif", None)
-        img.save(buf, "TIFF", compression="tiff_adobe_deflate", **extra)
-    return buf.getvalue()
+    return img, extra
 
 
-def _encode_16bit(pixels: np.ndarray, settings: EncodeSettings) -> bytes:
+def _encode_tiff16(pixels: np.ndarray) -> bytes:
     """16-bit TIFF through OpenCV (Pillow cannot write 16-bit RGB/RGBA)."""
     import cv2
 

@@ -15,36 +15,41 @@ import numpy as np
 from PIL import Image
 
 from ..errors import AlphacutError, VerificationError
-from .encode import EncodeSettings, StraightRGBA, pixel_rows
-from .sniff import sniff
+from .encode import StraightRGBA, pixel_rows
+from .formats import SNIFF_BYTES, EncodeSettings, by_name, sniff
 
 
 def colour_tolerance(settings: EncodeSettings) -> tuple[float, float]:
-    """(max abs error, mean abs error) allowed on colour, in units of the output's bit depth."""
-    scale = 257.0 if settings.bit_depth == 16 else 1.0
-    if settings.format in ("png", "tiff") or (settings.format == "webp" and settings.lossless):
-        return 1.0 * scale, 0.5 * scale
-    if settings.format == "avif" and settings.lossless:
-        return 4.0 * scale, 1.0 * scale  # 4:4:4 YUV round trip
-    # lossy: noise and texture cost a few levels; premultiplication costs tens
-    return 255.0 * scale, (6.0 + (100 - settings.quality) / 4.0) * scale
+    """(max abs error, mean abs error) allowed on colour, in units of the output's bit depth:
+    the format's own ``Check.tolerance`` from the registry."""
+    return _check(settings).tolerance(settings)
 
 
 def decode_for_check(data: bytes, settings: EncodeSettings) -> tuple[np.ndarray, bool]:
-    """Decode with a standard decoder; returns the pixels and whether they are in BGR(A) order.
+    """Decode with a standard decoder (the format's ``Check.read_back``); returns the pixels
+    and whether they are in BGR(A) order."""
+    return _check(settings).read_back(data, settings)
 
-    PNG and 16-bit TIFF go through OpenCV (libpng/libtiff), which decodes into one buffer that we use
-    as it is — the channel order is swapped strip by strip during the comparison, so a 200 MP
-    check does not hold a second full-size copy. WebP, AVIF and 8-bit TIFF go through Pillow.
-    """
-    # OpenCV reads Pillow's 8-bit RGBA TIFF (unassociated alpha) as associated; Pillow reads it right
-    if settings.format == "png" or (settings.format == "tiff" and settings.bit_depth == 16):
-        import cv2
 
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
-        if arr is None:
-            raise ValueError("the decoder rejected the file")
-        return arr, arr.ndim == 3
+def _check(settings: EncodeSettings):
+    check = by_name(settings.format).check
+    assert check is not None  # EncodeSettings accepts output formats only; those have a Check
+    return check
+
+
+def read_back_cv2(data: bytes, settings: EncodeSettings) -> tuple[np.ndarray, bool]:
+    """OpenCV (libpng/libtiff) decodes into one buffer that we use as it is: the channel order
+    is swapped strip by strip during the comparison, so a 200 MP check holds no second copy."""
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    if arr is None:
+        raise ValueError("the decoder rejected the file")
+    return arr, arr.ndim == 3
+
+
+def read_back_pillow(data: bytes, settings: EncodeSettings) -> tuple[np.ndarray, bool]:
+    """Pillow's decoders (libwebp, libavif, libtiff), RGB(A) order."""
     img = Image.open(io.BytesIO(data))
     img.load()
     return np.asarray(img), False
@@ -58,7 +63,7 @@ def verify_encoded(data: bytes, expected: np.ndarray | StraightRGBA, settings: E
         raise VerificationError(f"output failed verification: {reason}; it was not written", path=name)
 
     try:
-        found = sniff(data[:64])
+        found = sniff(data[:SNIFF_BYTES]).name
     except AlphacutError:
         found = "nothing recognisable"
     if found != settings.format:

@@ -1,4 +1,5 @@
-"""What a worker leaves behind for the web app: enough to edit the matte and re-export
+"""What a worker leaves behind for the web app (written by ``save_artifacts`` in the worker, read
+back by ``load_cutout`` in the server): enough to edit the matte and re-export
 through ``pipeline.render`` without running the model again.
 
 ``<artifacts_dir>/<job_id>/matte.npy`` (float32, full resolution), ``foreground.npy``
@@ -10,15 +11,47 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
-from .worker import save_artifacts
+from ..fsutil import atomic_write, output_error
 
 __all__ = ["load_cutout", "save_artifacts"]
+
+
+def save_artifacts(directory: Path, cutout: Any, name: str) -> None:
+    """matte.npy (float32), foreground.npy and meta.json: enough to re-render without the model."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pic = cutout.picture
+    arrays = [("matte.npy", cutout.matte), ("foreground.npy", cutout.foreground)]
+    if pic.alpha is not None:
+        arrays.append(("alpha.npy", pic.alpha))
+    for fname, arr in arrays:
+        tmp = directory / f".{fname}.part"
+        try:
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+            os.replace(tmp, directory / fname)
+        except OSError as exc:  # a full work folder is "disk-full", and leaves no partial file
+            tmp.unlink(missing_ok=True)
+            raise output_error(exc, "cannot keep the job's matte for editing", directory / fname) from None
+    meta = {
+        "name": name,
+        "format": pic.format,
+        "bit_depth": pic.bit_depth,
+        "width": pic.width,
+        "height": pic.height,
+        "icc_profile": base64.b64encode(pic.icc_profile).decode() if pic.icc_profile else None,
+        "exif": base64.b64encode(pic.exif).decode() if pic.exif else None,
+        "has_alpha": pic.alpha is not None,
+        "provider": cutout.provider,
+        "warnings": list(cutout.warnings),
+    }
+    atomic_write(directory / "meta.json", json.dumps(meta).encode())
 
 
 def load_cutout(directory: str | Path, options: Any = None) -> Any:

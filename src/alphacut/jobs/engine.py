@@ -1,18 +1,15 @@
 """The one job engine: a bounded queue feeding isolated worker processes.
 
 Everything — ``alphacut remove`` batches, the web server, library users with many images —
-runs images through ``JobEngine``; there is no second queue anywhere.
+runs images through ``JobEngine``; there is no second queue anywhere. ``protocol.Engine`` is
+the interface the server and the batch runner use.
 
-Isolation and containment
-    Workers are separate ``spawn`` processes, each with a loaded model session. The engine's
-    supervisor thread watches every worker's pipe and process sentinel. A worker that dies
-    (segfault, ``os._exit``, SIGKILL / the kernel's OOM killer), a job that stays active past
-    ``job_timeout`` seconds, or a worker above ``max_rss_mb`` ends that worker; the job to blame
-    fails with a plain reason and every other job it held goes back to the front of the queue.
-    When several jobs were active in the dying worker (pipelining) and the blame is unclear,
-    each of them is retried once *alone* on a fresh worker; one that kills its worker again
-    fails. Workers are recycled after ``recycle_after`` jobs or above ``recycle_rss_mb``;
-    ``isolate="job"`` gives every job a fresh process.
+This module is the queue and the workers' lifecycle: submit, dispatch, events to subscribers,
+starting, stopping and replacing ``spawn`` processes. What a crash, a timeout, too much memory
+or an old worker means is ``containment.Policy``'s to decide; the messages over each worker's
+pipe are ``wire``'s dataclasses; what runs inside a worker is ``worker.py``. The supervisor
+thread (``_loop``) watches every worker's pipe and process sentinel. ``isolate="job"`` gives
+every job a fresh process.
 
 Overlap
     Each worker runs a three-thread pipeline (decode | model + matte | encode + verify + write)
@@ -27,10 +24,8 @@ import collections
 import itertools
 import multiprocessing as mp
 import multiprocessing.connection as mpc
-import os
 import re
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -38,24 +33,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from ..errors import (
-    AlphacutError,
-    JobTimeoutError,
-    MemoryLimitError,
-    QueueFullError,
-    UsageError,
-    WorkerCrashedError,
-)
-from ..imageio.encode import EXTENSIONS
+from ..errors import AlphacutError, QueueFullError, UsageError, WorkerCrashedError
+from ..imageio.formats import by_name
 from ..memory import use_huge_pages_in_children
 from ..models.session import physical_cores
+from .containment import Kill, Policy, rss_mb, unstartable
+from .protocol import Subscriber
 from .state import Job, JobEvent, Stage, transition
+from .wire import Failed, Fatal, Finished, FromWorker, Ready, StageReached, Stop, Task, Waiting, WorkerConfig
 from .worker import worker_main
 
-Subscriber = Callable[[JobEvent], None]
 Isolate = Literal["worker", "job"]
-
-_SIGNALS = {int(s): s.name for s in signal.Signals}
+#: what a worker process runs: ``worker.worker_main`` (or a function that calls it with a subclass of ``Worker``)
+WorkerMain = Callable[[Any, WorkerConfig], None]
 
 
 def default_layout(cores: int | None = None) -> tuple[int, int]:
@@ -74,31 +64,10 @@ def default_layout(cores: int | None = None) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of one process in MiB (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/statm", encoding="ascii") as fh:
-            pages = int(fh.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "the worker process stopped responding"
-    if code < 0:
-        name = _SIGNALS.get(-code, f"signal {-code}")
-        if -code == signal.SIGKILL:
-            return "the worker process was killed (SIGKILL; out of memory?)"
-        if -code == signal.SIGSEGV:
-            return "the worker process crashed (SIGSEGV, a segmentation fault)"
-        return f"the worker process was killed by {name}"
-    return f"the worker process exited unexpectedly (status {code})"
-
-
 @dataclass
-class _WorkerHandle:
+class WorkerHandle:
+    """The engine's view of one worker process."""
+
     index: int
     process: Any
     conn: Any
@@ -106,20 +75,22 @@ class _WorkerHandle:
     pid: int = 0
     provider: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: ids of the jobs it holds, in the order it got them
     inflight: list[str] = field(default_factory=list)
     assigned: int = 0
     completed: int = 0
     retiring: bool = False
     exclusive: bool = False
-    #: set when the engine itself ends the worker: (reason, error class, blamed job id or None)
-    kill: tuple[str, type[AlphacutError], str | None] | None = None
+    #: set when the engine itself ends the worker: why, and the job to blame
+    kill: Kill | None = None
     stop_sent: bool = False
     started: float = field(default_factory=time.monotonic)
     dead: bool = False
 
 
 class JobEngine:
-    """Runs jobs on isolated worker processes. Thread-safe; use as a context manager."""
+    """Runs jobs on isolated worker processes (a ``protocol.Engine``). Thread-safe; use as a
+    context manager."""
 
     def __init__(
         self,
@@ -139,6 +110,7 @@ class JobEngine:
         model_path: str | Path | None = None,
         cpu_model_path: str | Path | None = None,
         accept_license: bool = False,
+        worker_main: WorkerMain = worker_main,
     ) -> None:
         from ..models.catalog import DEFAULT_MODEL, get_spec
 
@@ -158,11 +130,12 @@ class JobEngine:
         self.workers = max(1, workers or dw)
         self.threads_per_worker = max(1, threads_per_worker or (dt if workers is None else max(1, physical_cores() // self.workers)))
         self.max_queue = max_queue
-        self.job_timeout = job_timeout
-        self.max_rss_mb = max_rss_mb
         self.isolate = isolate
-        self.recycle_after = 1 if isolate == "job" else recycle_after
-        self.recycle_rss_mb = recycle_rss_mb
+        #: crash, timeout, memory and recycling limits (``containment``)
+        self.policy = Policy(job_timeout=job_timeout, max_rss_mb=max_rss_mb,
+                             recycle_after=1 if isolate == "job" else recycle_after,
+                             recycle_rss_mb=recycle_rss_mb)
+        self._worker_main = worker_main
         self.pipelined = pipelined and isolate != "job"
         self.slots = 3 if self.pipelined else 1
         self.providers = providers
@@ -173,8 +146,12 @@ class JobEngine:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._jobs: dict[str, Job] = {}
+        #: what each unfinished job reads (a path, or the bytes), until it ends
+        self._sources: dict[str, bytes | str] = {}
+        #: the worker holding each job it was handed, until the job ends or is requeued
+        self._holder: dict[str, WorkerHandle] = {}
         self._pending: collections.deque[str] = collections.deque()
-        self._workers: list[_WorkerHandle] = []
+        self._workers: list[WorkerHandle] = []
         self._counter = itertools.count()
         self._subscribers: list[Subscriber] = []
         self._events: list[JobEvent] = []
@@ -185,6 +162,27 @@ class JobEngine:
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._thread = threading.Thread(target=self._loop, name="alphacut-engine", daemon=True)
         self._thread.start()
+
+    @property
+    def capacity(self) -> int:
+        """Jobs in the workers at once: each worker holds ``slots`` (three when pipelined)."""
+        return self.workers * self.slots
+
+    @property
+    def job_timeout(self) -> float | None:
+        return self.policy.job_timeout
+
+    @property
+    def max_rss_mb(self) -> float | None:
+        return self.policy.max_rss_mb
+
+    @property
+    def recycle_after(self) -> int | None:
+        return self.policy.recycle_after
+
+    @property
+    def recycle_rss_mb(self) -> float | None:
+        return self.policy.recycle_rss_mb
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -206,7 +204,7 @@ class JobEngine:
                 raise QueueFullError(f"the job queue is full ({self.max_queue} waiting); try again shortly")
             job = Job(name=name, options=opts)
             job.input_path = None if is_bytes else str(source)
-            job.meta["source"] = bytes(source) if is_bytes else str(source)
+            self._sources[job.id] = bytes(source) if is_bytes else str(source)  # type: ignore[arg-type]
             job.output_path = str(output) if output is not None else str(self._default_output(job))
             self._jobs[job.id] = job
             if self._broken:
@@ -356,7 +354,7 @@ class JobEngine:
         job = self.get(job) if isinstance(job, str) else job
         if self.artifacts_dir is None:
             raise UsageError("this engine keeps no artifacts (artifacts_dir is not set)")
-        return load_cutout(self.artifacts_dir / job.id, job.options)
+        return load_cutout(job.artifacts or self.artifacts_dir / job.id, job.options)
 
     # --- internals: bookkeeping (call with the lock held) ------------------------------------
 
@@ -364,7 +362,7 @@ class JobEngine:
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="alphacut-jobs-"))
         stem = _short(re.sub(r"[^\w.-]+", "_", Path(job.name).stem)) or "image"
-        return self._workdir / job.id / f"{stem}.{EXTENSIONS[job.options.format]}"
+        return self._workdir / job.id / f"{stem}{by_name(job.options.format).extension}"
 
     def _emit(self, job: Job, message: str = "") -> None:
         self._events.append(JobEvent(job.id, job.stage, job.progress, message, time.time(), job.public()))
@@ -384,16 +382,16 @@ class JobEngine:
                     pass
 
     def _finish_bookkeeping(self, job: Job) -> None:
-        job.meta.pop("source", None)
-        job.meta.pop("active_since", None)
-        w = job.meta.pop("worker", None)
+        self._sources.pop(job.id, None)
+        job.active_since = None
+        w = self._holder.pop(job.id, None)
         if w is not None and job.id in w.inflight:
             w.inflight.remove(job.id)
             if not w.inflight:
                 w.exclusive = False
 
     def _cancel_locked(self, job: Job) -> None:
-        w: _WorkerHandle | None = job.meta.get("worker")
+        w = self._holder.get(job.id)
         if job.id in self._pending:
             self._pending.remove(job.id)
         transition(job, Stage.CANCELLED, reason=f"{job.name}: cancelled", code="cancelled")
@@ -403,7 +401,7 @@ class JobEngine:
             # a job inside a worker cannot be stopped politely in the middle of inference: end
             # the worker; the supervisor requeues the other jobs it held and starts a new one
             if w.kill is None:
-                w.kill = ("cancelled", WorkerCrashedError, None)
+                w.kill = Kill("cancelled", WorkerCrashedError, None)
             try:
                 w.process.kill()
             except (OSError, ValueError):
@@ -416,43 +414,43 @@ class JobEngine:
         self._finish_bookkeeping(job)
 
     def _requeue(self, job: Job, *, quarantine: bool = False) -> None:
-        job.meta.pop("worker", None)
-        job.meta.pop("active_since", None)
-        job.meta["active_total"] = 0.0
+        self._holder.pop(job.id, None)
+        job.active_since = None
+        job.active_seconds = 0.0
         if quarantine:
-            job.meta["quarantine"] = True
+            job.quarantined = True
         transition(job, Stage.QUEUED)
         self._pending.appendleft(job.id)
         self._emit(job, "requeued")
 
     # --- internals: workers -------------------------------------------------------------------
 
-    def _spawn(self) -> _WorkerHandle:
+    def _spawn(self) -> WorkerHandle:
         parent, child = self._ctx.Pipe(duplex=True)
-        cfg = {
-            "model": self.model,
-            "model_path": str(self.model_path),
-            "cpu_model_path": str(self.cpu_model_path) if self.cpu_model_path is not None else None,
-            "threads": self.threads_per_worker,
-            "providers": self.providers,
-            "artifacts_dir": str(self.artifacts_dir) if self.artifacts_dir is not None else None,
-            "pipelined": self.pipelined,
-        }
-        proc = self._ctx.Process(target=worker_main, args=(child, cfg), name="alphacut-worker", daemon=True)
+        cfg = WorkerConfig(
+            model=self.model,
+            model_path=str(self.model_path),
+            cpu_model_path=str(self.cpu_model_path) if self.cpu_model_path is not None else None,
+            threads=self.threads_per_worker,
+            providers=self.providers,
+            artifacts_dir=str(self.artifacts_dir) if self.artifacts_dir is not None else None,
+            pipelined=self.pipelined,
+        )
+        proc = self._ctx.Process(target=self._worker_main, args=(child, cfg), name="alphacut-worker", daemon=True)
         use_huge_pages_in_children()  # a fresh process reads glibc's tunables at start (see memory)
         proc.start()
         child.close()
-        w = _WorkerHandle(next(self._counter), proc, parent, pid=proc.pid or 0)
+        w = WorkerHandle(next(self._counter), proc, parent, pid=proc.pid or 0)
         self._workers.append(w)
         return w
 
-    def _end_worker(self, w: _WorkerHandle, *, graceful: bool) -> None:
+    def _end_worker(self, w: WorkerHandle, *, graceful: bool) -> None:
         if w.dead:
             return
         if graceful and not w.stop_sent:
             w.stop_sent = True
             try:
-                w.conn.send(("stop",))
+                w.conn.send(Stop())
             except (OSError, ValueError):
                 pass
         elif not graceful:
@@ -461,7 +459,7 @@ class JobEngine:
             except (OSError, ValueError):
                 pass
 
-    def _live(self) -> list[_WorkerHandle]:
+    def _live(self) -> list[WorkerHandle]:
         return [w for w in self._workers if not w.dead and not w.retiring]
 
     def _ensure_workers(self) -> None:
@@ -480,101 +478,93 @@ class JobEngine:
             while self._pending and len(w.inflight) < self.slots and not w.retiring:
                 jid = self._pending[0]
                 job = self._jobs[jid]
-                if job.meta.get("quarantine"):
+                if job.quarantined:
                     if w.inflight:
                         break
                     w.exclusive = True
                 self._pending.popleft()
-                task = {
-                    "id": jid,
-                    "name": job.name,
-                    "source": job.meta["source"],
-                    "options": job.options,
-                    "output": job.output_path,
-                    "input_path": job.input_path,
-                }
+                task = Task(id=jid, name=job.name, source=self._sources[jid], options=job.options,
+                            output=job.output_path or "", input_path=job.input_path)
                 try:
-                    w.conn.send(("job", task))
+                    w.conn.send(task)
                 except (OSError, ValueError):
                     self._pending.appendleft(jid)
                     w.exclusive = False
                     break
                 job.attempts += 1
-                job.meta["worker"] = w
-                job.meta["pid"] = w.pid
-                job.meta.setdefault("active_total", 0.0)
+                self._holder[jid] = w
+                job.worker_pid = w.pid
                 w.inflight.append(jid)
                 w.assigned += 1
-                if self.recycle_after and w.assigned >= self.recycle_after:
+                if self.policy.retire_after_assign(w.assigned):
                     w.retiring = True  # no more work for it; a replacement starts now
                 if w.exclusive:
                     break
 
-    def _on_message(self, w: _WorkerHandle, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "ready":
-            w.ready, w.pid, w.provider, w.warnings = True, msg[1], msg[2], list(msg[3])
+    def _on_message(self, w: WorkerHandle, msg: FromWorker) -> None:
+        if isinstance(msg, Ready):
+            w.ready, w.pid, w.provider, w.warnings = True, msg.pid, msg.provider, list(msg.warnings)
             self._startup_failures = 0
             return
-        if kind == "fatal":
-            self._broken = (msg[1], msg[2])
+        if isinstance(msg, Fatal):
+            self._broken = (msg.code, msg.reason)
             for jid in list(self._pending):
                 job = self._jobs[jid]
                 self._pending.remove(jid)
-                self._fail(job, msg[1], f"{job.name}: {msg[2]}")
+                self._fail(job, msg.code, f"{job.name}: {msg.reason}")
             return
-        job = self._jobs.get(msg[1])
-        if job is None or job.final or job.meta.get("worker") is not w:
+        job = self._jobs.get(msg.job_id)
+        if job is None or job.final or self._holder.get(job.id) is not w:
             return  # cancelled meanwhile, or a stale message
         now = time.monotonic()
-        if kind == "stage":
-            stage, frac = Stage(msg[2]), float(msg[3])
-            if job.meta.get("active_since") is None:
-                job.meta["active_since"] = now
+        if isinstance(msg, StageReached):
+            stage, frac = Stage(msg.stage), float(msg.progress)
+            if job.active_since is None:
+                job.active_since = now
             if stage is not job.stage:
                 transition(job, stage, frac)
                 self._emit(job, stage.value)
             else:
                 transition(job, stage, frac)
                 self._emit(job, "")
-        elif kind == "wait":
-            t0 = job.meta.pop("active_since", None)
+        elif isinstance(msg, Waiting):
+            t0, job.active_since = job.active_since, None
             if t0 is not None:
-                job.meta["active_total"] = job.meta.get("active_total", 0.0) + now - t0
-            s0 = job.meta.pop("stage_t0", None)  # waiting for the next thread is not stage time
+                job.active_seconds += now - t0
+            s0, job.stage_started = job.stage_started, None  # waiting for the next thread is not stage time
             if s0 is not None and not job.final:
                 job.timings[job.stage.value] = job.timings.get(job.stage.value, 0.0) + now - s0
-        elif kind == "done":
-            res = msg[2]
-            job.output_path = res["output"]
-            job.output_sha256 = res["sha256"]
-            job.output_bytes = res["bytes"]
-            job.provider = res["provider"]
-            job.warnings = res["warnings"]
+        elif isinstance(msg, Finished):
+            job.output_path = msg.output
+            job.output_sha256 = msg.sha256
+            job.output_bytes = msg.bytes
+            job.provider = msg.provider
+            job.warnings = list(msg.warnings)
+            job.artifacts = msg.artifacts
             if job.stage is not Stage.VERIFYING:  # a job always passes through every stage
                 for st in (Stage.DECODING, Stage.INFERRING, Stage.REFINING, Stage.ENCODING, Stage.VERIFYING):
                     if Stage(st) in _after(job.stage):
                         transition(job, st)
             transition(job, Stage.DONE)
-            for k, v in res["timings"].items():
+            for k, v in msg.timings.items():
                 job.timings[k] = v
             self._emit(job, "done")
             self._finish_bookkeeping(job)
             w.completed += 1
             self._maybe_retire(w)
-        elif kind == "failed":
-            reason = msg[3]
-            self._fail(job, msg[2], reason if job.name in reason else f"{job.name}: {reason}")
+        elif isinstance(msg, Failed):
+            reason = msg.reason
+            self._fail(job, msg.code, reason if job.name in reason else f"{job.name}: {reason}")
             w.completed += 1
             self._maybe_retire(w)
 
-    def _maybe_retire(self, w: _WorkerHandle) -> None:
-        if self.recycle_rss_mb and not w.retiring and rss_mb(w.pid) > self.recycle_rss_mb:
+    def _maybe_retire(self, w: WorkerHandle) -> None:
+        if not w.retiring and self.policy.retire_after_job(w.pid):
             w.retiring = True
         if w.retiring and not w.inflight:
             self._end_worker(w, graceful=True)
 
-    def _on_death(self, w: _WorkerHandle) -> None:
+    def _on_death(self, w: WorkerHandle) -> None:
         w.dead = True
         w.process.join(0.5)
         try:
@@ -586,62 +576,31 @@ class JobEngine:
         if not w.ready and w.kill is None and not w.stop_sent:
             self._startup_failures += 1
             if self._startup_failures >= 3:
-                self._broken = ("worker-crashed", f"the worker process cannot start ({describe_exit(w.process.exitcode)})")
+                self._broken = ("worker-crashed", unstartable(w.process.exitcode))
                 for jid in list(self._pending):
                     self._pending.remove(jid)
                     job = self._jobs[jid]
                     self._fail(job, "worker-crashed", f"{job.name}: {self._broken[1]}")
-        if not jobs:
-            return
-        if w.kill is not None:
-            reason, err, blamed = w.kill
-            for job in jobs:
-                if job.id == blamed:
-                    self._fail(job, err, reason)
-                else:
-                    self._requeue(job)
-            return
-        what = describe_exit(w.process.exitcode)
-        active = [j for j in jobs if j.meta.get("active_since") is not None] or jobs
-        if len(active) == 1 or any(j.meta.get("quarantine") for j in active):
-            for job in jobs:
-                if job in active:
-                    self._fail(job, WorkerCrashedError, f"{job.name}: {what} while {job.stage.value}")
-                else:
-                    self._requeue(job)
-        else:
-            for job in reversed(jobs):  # keep their order at the front of the queue
-                self._requeue(job, quarantine=job in active)
+        for verdict in self.policy.verdicts(jobs, w.kill, w.process.exitcode):
+            if verdict.error is not None:
+                self._fail(verdict.job, verdict.error, verdict.reason)
+            else:
+                self._requeue(verdict.job, quarantine=verdict.quarantine)
 
     def _police(self) -> None:
-        """Timeouts and the hard memory limit."""
+        """Timeouts and the hard memory limit (``containment.Policy.check``)."""
         now = time.monotonic()
         for w in self._workers:
             if w.dead or w.kill is not None or not w.inflight:
                 continue
-            if self.job_timeout:
-                for jid in w.inflight:
-                    job = self._jobs[jid]
-                    t0 = job.meta.get("active_since")
-                    spent = job.meta.get("active_total", 0.0) + (now - t0 if t0 is not None else 0.0)
-                    if spent > self.job_timeout:
-                        w.kill = (f"{job.name}: no result after {self.job_timeout:g} s (stuck while "
-                                  f"{job.stage.value}); stopped", JobTimeoutError, jid)
-                        self._end_worker(w, graceful=False)
-                        break
-            if w.kill is None and self.max_rss_mb and w.pid:
-                used = rss_mb(w.pid)
-                if used > self.max_rss_mb:
-                    active = [j for j in w.inflight if self._jobs[j].meta.get("active_since") is not None]
-                    blamed = active[0] if len(active) == 1 else None
-                    name = self._jobs[blamed].name if blamed else "several images"
-                    w.kill = (f"{name}: used {used:.0f} MB, above the {self.max_rss_mb:g} MB memory limit; stopped",
-                              MemoryLimitError, blamed)
-                    if blamed is None:  # unclear: retry each alone, as for a crash
-                        w.kill = None
-                        w.process.kill()
-                        continue
-                    self._end_worker(w, graceful=False)
+            stop = self.policy.check([self._jobs[j] for j in w.inflight], w.pid, now)
+            if stop is None:
+                continue
+            w.kill = stop.kill  # None: the blame is unclear, and each job is retried alone
+            if stop.kill is None:
+                w.process.kill()
+            else:
+                self._end_worker(w, graceful=False)
 
     def _wake(self) -> None:
         try:

@@ -18,7 +18,6 @@ import enum
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 
@@ -82,8 +81,19 @@ class Job:
     started: float | None = None
     finished: float | None = None
     attempts: int = 0
-    #: engine bookkeeping, not public
-    meta: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the worker process that ran (or is running) the job's latest attempt
+    worker_pid: int | None = None
+    #: the folder holding the job's matte for editing (``artifacts.load_cutout``), if kept
+    artifacts: str | None = None
+    # --- bookkeeping of the engine and of ``transition``; not in ``public()`` ---
+    #: when the current stage began (``time.monotonic``), for ``timings``
+    stage_started: float | None = field(default=None, repr=False)
+    #: when the job last became active in its worker (monotonic); None while it waits
+    active_since: float | None = field(default=None, repr=False)
+    #: seconds active in this attempt before ``active_since`` (the timeout counts these, not waits)
+    active_seconds: float = field(default=0.0, repr=False)
+    #: retried alone on a fresh worker after a crash whose blame was unclear
+    quarantined: bool = field(default=False, repr=False)
 
     @property
     def final(self) -> bool:
@@ -152,10 +162,10 @@ def transition(job: Job, stage: Stage | str, progress: float = 0.0, *, reason: s
     now = time.time()
     if new is not cur:
         if cur is not Stage.QUEUED and not cur.final:
-            t0 = job.meta.pop("stage_t0", None)
+            t0, job.stage_started = job.stage_started, None
             if t0 is not None:
                 job.timings[cur.value] = job.timings.get(cur.value, 0.0) + (time.monotonic() - t0)
-        job.meta["stage_t0"] = time.monotonic()
+        job.stage_started = time.monotonic()
         if new is Stage.DECODING and job.started is None:
             job.started = now
         if new is Stage.QUEUED:
@@ -167,5 +177,5 @@ def transition(job: Job, stage: Stage | str, progress: float = 0.0, *, reason: s
         job.error_code = code or job.error_code or ("cancelled" if new is Stage.CANCELLED else "error")
     if new.final:
         job.finished = now
-        job.meta.pop("stage_t0", None)
+        job.stage_started = None
     return job

@@ -8,99 +8,36 @@ pass of one image overlaps the inference of the next. The stages, their order, p
 warnings and timings are ``steps.Stages``'s; this module adds only the threads and the pipe. ONNX
 Runtime, OpenCV, zlib and Pillow's codecs release the GIL, so these threads really overlap.
 
-Messages to the parent (one pipe, sent under a lock, so they arrive in order):
-
-- ``("ready", pid, provider, warnings)`` once the model is loaded, or ``("fatal", code, reason)``
-- ``("stage", job_id, stage, progress)`` when a job starts or advances a stage
-- ``("wait", job_id)`` when a job waits for the next thread (not active: no timeout runs)
-- ``("done", job_id, result)`` / ``("failed", job_id, code, reason)``
-
-``ALPHACUT_TEST_FAULT`` (tests only) makes real faults happen when a job of a given file name
-reaches inference: ``kill:NAME`` (SIGKILL itself), ``exit:NAME`` (``os._exit(3)``),
-``segv:NAME`` (a real segmentation fault), ``hang:NAME`` (sleeps for an hour), ``bloat:NAME``
-(allocates and holds ~800 MB), separated by ``;``.
+The messages both ways are ``wire``'s dataclasses; they are sent under a lock, so they arrive
+in order. ``worker_main`` takes the ``Worker`` class to run, so a subclass (the tests' one
+that really crashes, hangs or bloats on a given file) runs in a real worker process without a
+switch in this module.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import os
 import queue
 import signal
 import threading
-import time
 import traceback
-from pathlib import Path, PurePath
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-FAULT_ENV = "ALPHACUT_TEST_FAULT"
+from .wire import Failed, Fatal, Finished, FromWorker, Ready, StageReached, Task, ToWorker, WorkerConfig, Waiting
+
 _STOP = object()
 
 
-def _faults() -> dict[str, str]:
-    spec = os.environ.get(FAULT_ENV, "")
-    out: dict[str, str] = {}
-    for item in spec.split(";"):
-        kind, _, name = item.strip().partition(":")
-        if kind and name:
-            out[name] = kind
-    return out
+@dataclass
+class InFlight:
+    """One job inside the worker: its task and what each thread hands the next."""
 
-
-def _fault(kind: str) -> None:  # pragma: no cover - runs in a process that dies
-    if kind == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    elif kind == "exit":
-        os._exit(3)
-    elif kind == "segv":
-        import ctypes
-
-        ctypes.string_at(0)
-    elif kind == "hang":
-        time.sleep(3600)
-    elif kind == "bloat":
-        import numpy as np
-
-        hog = np.ones(800 * 1024 * 1024 // 8)  # touched: counts in RSS
-        time.sleep(60)
-        del hog
-
-
-def save_artifacts(directory: Path, cutout: Any, name: str) -> None:
-    """matte.npy (float32), foreground.npy and meta.json: enough to re-render without the model."""
-    import numpy as np
-
-    from ..fsutil import atomic_write, output_error
-
-    directory.mkdir(parents=True, exist_ok=True)
-    pic = cutout.picture
-    arrays = [("matte.npy", cutout.matte), ("foreground.npy", cutout.foreground)]
-    if pic.alpha is not None:
-        arrays.append(("alpha.npy", pic.alpha))
-    for fname, arr in arrays:
-        tmp = directory / f".{fname}.part"
-        try:
-            with open(tmp, "wb") as fh:
-                np.save(fh, arr)
-            os.replace(tmp, directory / fname)
-        except OSError as exc:  # a full work folder is "disk-full", and leaves no partial file
-            tmp.unlink(missing_ok=True)
-            raise output_error(exc, "cannot keep the job's matte for editing", directory / fname) from None
-    meta = {
-        "name": name,
-        "format": pic.format,
-        "bit_depth": pic.bit_depth,
-        "width": pic.width,
-        "height": pic.height,
-        "icc_profile": base64.b64encode(pic.icc_profile).decode() if pic.icc_profile else None,
-        "exif": base64.b64encode(pic.exif).decode() if pic.exif else None,
-        "has_alpha": pic.alpha is not None,
-        "provider": cutout.provider,
-        "warnings": list(cutout.warnings),
-    }
-    atomic_write(directory / "meta.json", json.dumps(meta).encode())
+    task: Task
+    decoded: Any = None
+    inferred: Any = None
 
 
 def _plain_reason(exc: BaseException) -> tuple[str, str]:
@@ -114,94 +51,96 @@ def _plain_reason(exc: BaseException) -> tuple[str, str]:
     return "internal", f"unexpected {type(exc).__name__}" + (f": {text}" if text else "")
 
 
-class _Worker:
-    def __init__(self, conn: Any, cfg: dict[str, Any]) -> None:
+class Worker:
+    """One worker process's model session and threads; ``run`` serves the pipe until ``Stop``."""
+
+    def __init__(self, conn: Any, cfg: WorkerConfig) -> None:
         self.conn = conn
         self.cfg = cfg
         self.lock = threading.Lock()
-        self.faults = _faults()
-        self.artifacts = Path(cfg["artifacts_dir"]) if cfg.get("artifacts_dir") else None
+        self.artifacts = Path(cfg.artifacts_dir) if cfg.artifacts_dir else None
 
-    def send(self, msg: tuple[Any, ...]) -> None:
+    def send(self, msg: FromWorker) -> None:
         with self.lock:
             self.conn.send(msg)
 
-    # --- the three steps ------------------------------------------------------------------
-
-    def decode(self, task: dict[str, Any]) -> dict[str, Any]:
-        jid = task["id"]
-        source = task.pop("source")  # let go of the bytes once decoded
-        task["decoded"] = self.stages.decode(source, name=task["name"], options=task["options"],
-                                             on_stage=lambda stage, fraction: self.send(("stage", jid, stage, fraction)))
-        return task
-
-    def infer(self, task: dict[str, Any]) -> dict[str, Any]:
-        jid = task["id"]
-        fault = self.faults.get(PurePath(task["name"]).name)
-        self.send(("stage", jid, "inferring", 0.0))
-        if fault:
-            _fault(fault)
+    def reporter(self, job_id: str) -> Any:
+        """``on_stage`` for the stages: each change goes to the engine."""
 
         def on_stage(stage: str, fraction: float) -> None:
-            self.send(("stage", jid, stage, fraction))
+            self.send(StageReached(job_id, stage, fraction))
 
+        return on_stage
+
+    # --- the three steps ------------------------------------------------------------------
+
+    def decode(self, item: InFlight) -> InFlight:
+        task = item.task
+        source, task.source = task.source, None  # let go of the bytes once decoded
+        item.decoded = self.stages.decode(source, name=task.name, options=task.options,
+                                          on_stage=self.reporter(task.id))
+        return item
+
+    def infer(self, item: InFlight) -> InFlight:
+        task = item.task
+        self.send(StageReached(task.id, "inferring", 0.0))
         # only the model passes here: the full-resolution work runs on the encoding thread
         # (``encode``), beside the next image's inference — on a GPU while the device infers;
         # on 2 CPU cores it measured even (docs/speed.md, "Batches")
-        task["inferred"] = self.stages.infer(task.pop("decoded"), task["options"], on_stage=on_stage)
-        return task
+        decoded, item.decoded = item.decoded, None
+        item.inferred = self.stages.infer(decoded, task.options, on_stage=self.reporter(task.id))
+        return item
 
-    def encode(self, task: dict[str, Any]) -> None:
+    def encode(self, item: InFlight) -> None:
         from ..errors import OutputError
         from ..fsutil import atomic_write, same_file
         from ..steps import timed
 
-        jid = task["id"]
-
-        def on_stage(stage: str, fraction: float) -> None:
-            self.send(("stage", jid, stage, fraction))
-
-        cutout = self.stages.finish(task.pop("inferred"), on_stage=on_stage)
-        data = self.stages.render(cutout, task["options"], name=task["name"], on_stage=on_stage)
+        task = item.task
+        on_stage = self.reporter(task.id)
+        inferred, item.inferred = item.inferred, None
+        cutout = self.stages.finish(inferred, on_stage=on_stage)
+        data = self.stages.render(cutout, task.options, name=task.name, on_stage=on_stage)
         timings = cutout.timings  # decode, the model passes, finish, encode, verify: the stages'
+        kept: str | None = None
         with timed(timings, "write"):
-            out = Path(task["output"])
-            if task.get("input_path") and same_file(out, task["input_path"]):
+            out = Path(task.output)
+            if task.input_path and same_file(out, task.input_path):
                 raise OutputError("the output would overwrite the input; refusing", path=out)
             atomic_write(out, data)
             if self.artifacts is not None:
-                save_artifacts(self.artifacts / jid, cutout, task["name"])
-        self.send(("done", jid, {
-            "output": str(out),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "bytes": len(data),
-            "timings": dict(timings),
-            "provider": cutout.provider,
-            "warnings": list(dict.fromkeys(cutout.warnings)),
-        }))
+                from .artifacts import save_artifacts
+
+                save_artifacts(self.artifacts / task.id, cutout, task.name)
+                kept = str(self.artifacts / task.id)
+        self.send(Finished(
+            task.id, output=str(out), sha256=hashlib.sha256(data).hexdigest(), bytes=len(data),
+            timings=dict(timings), provider=cutout.provider,
+            warnings=tuple(dict.fromkeys(cutout.warnings)), artifacts=kept,
+        ))
 
     # --- threads --------------------------------------------------------------------------
 
-    def _guard(self, task: dict[str, Any], step: Any) -> Any:
+    def _guard(self, item: InFlight, step: Any) -> Any:
         try:
-            return step(task)
+            return step(item)
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a plain reason
             code, reason = _plain_reason(exc)
             if code == "internal" and os.environ.get("ALPHACUT_DEBUG"):
                 traceback.print_exc()
-            self.send(("failed", task["id"], code, reason))
+            self.send(Failed(item.task.id, code, reason))
             return None
 
     def _stage_thread(self, inbox: queue.Queue, step: Any, outbox: queue.Queue | None) -> None:
         while True:
-            task = inbox.get()
-            if task is _STOP:
+            item = inbox.get()
+            if item is _STOP:
                 if outbox is not None:
                     outbox.put(_STOP)
                 return
-            result = self._guard(task, step)
+            result = self._guard(item, step)
             if result is not None and outbox is not None:
-                self.send(("wait", task["id"]))
+                self.send(Waiting(item.task.id))
                 outbox.put(result)
 
     def run(self) -> None:
@@ -211,17 +150,17 @@ class _Worker:
 
         cfg = self.cfg
         try:
-            self.spec = get_spec(cfg["model"])
-            self.session = ModelSession(cfg["model_path"], cpu_path=cfg.get("cpu_model_path"),
-                                        providers=cfg.get("providers"), threads=cfg.get("threads"))
+            self.spec = get_spec(cfg.model)
+            self.session = ModelSession(cfg.model_path, cpu_path=cfg.cpu_model_path,
+                                        providers=cfg.providers, threads=cfg.threads)
             #: the one stage sequence, run here in halves on the threads below
             self.stages = Stages(self.session, self.spec)
         except BaseException as exc:  # noqa: BLE001
             code, reason = _plain_reason(exc)
-            self.send(("fatal", code, reason))
+            self.send(Fatal(code, reason))
             return
-        self.send(("ready", os.getpid(), self.session.provider, list(self.session.warnings)))
-        if cfg.get("pipelined", True):
+        self.send(Ready(os.getpid(), self.session.provider, tuple(self.session.warnings)))
+        if cfg.pipelined:
             q_dec: queue.Queue = queue.Queue()
             q_inf: queue.Queue = queue.Queue(maxsize=1)
             q_enc: queue.Queue = queue.Queue(maxsize=1)
@@ -234,34 +173,34 @@ class _Worker:
                 th.start()
             while True:
                 msg = self._recv()
-                if msg is None or msg[0] == "stop":
+                if not isinstance(msg, Task):  # Stop, or the engine is gone
                     q_dec.put(_STOP)
                     for th in threads:
                         th.join()
                     return
-                q_dec.put(msg[1])
+                q_dec.put(InFlight(msg))
         else:
             while True:
                 msg = self._recv()
-                if msg is None or msg[0] == "stop":
+                if not isinstance(msg, Task):
                     return
-                task = self._guard(msg[1], self.decode)
-                task = task and self._guard(task, self.infer)
-                if task:
-                    self._guard(task, self.encode)
+                item = self._guard(InFlight(msg), self.decode)
+                item = item and self._guard(item, self.infer)
+                if item:
+                    self._guard(item, self.encode)
 
-    def _recv(self) -> tuple[Any, ...] | None:
+    def _recv(self) -> ToWorker | None:
         try:
             return self.conn.recv()
         except (EOFError, OSError):
             return None
 
 
-def worker_main(conn: Any, cfg: dict[str, Any]) -> None:
+def worker_main(conn: Any, cfg: WorkerConfig, worker_class: type[Worker] = Worker) -> None:
     """Entry point of a worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     try:
-        _Worker(conn, cfg).run()
+        worker_class(conn, cfg).run()
     finally:
         try:
             conn.close()

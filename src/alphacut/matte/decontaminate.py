@@ -24,7 +24,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .tiles import Tile, all_tiles, map_tiles, resample_tile, worker_threads
+from ..parallel import map_pieces, worker_threads
+from .tiles import Tile, all_tiles, resample_tile
 
 __all__ = ["estimate_foreground", "blur_fusion"]
 
@@ -146,7 +147,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, confidence_powe
         sub = out[ty0:ty1, tx0:tx1]
         sub[band] = vals
 
-    map_tiles(band_pass, [(y0, min(H, y0 + step), 0, W) for y0 in range(0, H, step)], threads=bands)
+    map_pieces(band_pass, [(y0, min(H, y0 + step), 0, W) for y0 in range(0, H, step)], threads=bands)
     return out
 
 
@@ -217,5 +218,5 @@ def _estimate_foreground_large(image: np.ndarray, alpha: np.ndarray, power: np.f
             np.rint(f, out=f)
             np.copyto(tile_out[..., c], f, where=band, casting="unsafe")
 
-    map_tiles(correct, all_tiles(H, W))
+    map_pieces(correct, all_tiles(H, W))
     return out

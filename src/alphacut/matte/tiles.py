@@ -4,37 +4,23 @@ The matte stages fit smooth fields (guided-filter coefficients, blur-fusion colo
 a bounded working resolution and then evaluate a per-pixel formula at full resolution. On a
 12-megapixel photo most tiles hold no soft edge at all, and the ones that do are independent:
 ``band_tiles`` lists the tiles worth touching, ``resample_tile`` brings a low-resolution field
-to one tile, and ``map_tiles`` runs a function over tiles on a small thread pool (OpenCV and
-NumPy release the GIL on arrays this size, so threads use every core without copying data).
+to one tile, and ``parallel.map_pieces`` runs a function over tiles on a small thread pool
+(OpenCV and NumPy release the GIL on arrays this size, so threads use every core without
+copying data).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-
 import cv2
 import numpy as np
 
-__all__ = ["Tile", "all_tiles", "band_tiles", "resample_tile", "window_for", "map_tiles", "worker_threads"]
+__all__ = ["Tile", "all_tiles", "band_tiles", "resample_tile", "window_for"]
 
 #: full-resolution tile side: big enough that per-tile Python overhead is noise, small enough
 #: that skipping tiles without a soft edge saves most of the work on a typical photo
 TILE = 256
 
 Tile = tuple[int, int, int, int]  # y0, y1, x0, x1 in full-resolution pixels
-
-
-def worker_threads() -> int:
-    """Threads for tile work: the cores this process may use (``ALPHACUT_TILE_THREADS`` overrides)."""
-    env = os.environ.get("ALPHACUT_TILE_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return max(1, min(8, len(os.sched_getaffinity(0))))
-    except AttributeError:  # not Linux
-        return max(1, min(8, os.cpu_count() or 1))
 
 
 def all_tiles(height: int, width: int, tile: int = TILE) -> list[Tile]:
@@ -96,16 +82,3 @@ def window_for(t: Tile, height: int, width: int, grid: tuple[int, int]) -> Tile:
     wy0, wy1 = span(y0, y1, h, height)
     wx0, wx1 = span(x0, x1, w, width)
     return wy0, wy1, wx0, wx1
-
-
-def map_tiles(fn: Callable[[Tile], None], tiles: Iterable[Tile], threads: int | None = None) -> None:
-    """Run ``fn`` on every tile (tiles must not overlap in what they write); errors propagate."""
-    tiles = list(tiles)
-    n = min(worker_threads() if threads is None else threads, len(tiles))
-    if n <= 1:
-        for t in tiles:
-            fn(t)
-        return
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="alphacut-tile") as pool:
-        for _ in pool.map(fn, tiles):
-            pass

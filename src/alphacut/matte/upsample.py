@@ -17,7 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .tiles import TILE, Tile, band_tiles, map_tiles, resample_tile, window_for
+from ..parallel import map_pieces
+from .tiles import TILE, Tile, band_tiles, resample_tile, window_for
 
 __all__ = ["upsample_matte", "guided_filter_coefficients", "fit_and_apply", "to_unit_float"]
 
@@ -148,7 +149,7 @@ def fit_and_apply(guide: np.ndarray, Iw: np.ndarray, p: np.ndarray, band: np.nda
         q *= weight
         seg += q
 
-    map_tiles(evaluate, tiles)
+    map_pieces(evaluate, tiles)
     return base
 
 

@@ -22,15 +22,43 @@ from starlette.background import BackgroundTask
 from .. import pipeline
 from ..errors import AlphacutError, UsageError
 from ..imageio.encode import convert_depth
-from ..imageio.sniff import SNIFF_BYTES, sniff
+from ..imageio.formats import SNIFF_BYTES, Format, output_formats, sniff
 from ..pipeline import Options
 from .errors import ApiError, from_alphacut
-from .state import TERMINAL, ServerState, Upload, job_code, job_stage
+from .state import TERMINAL, ServerState, Upload
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
-ExportFormat = Literal["png", "png16", "webp", "avif", "tiff", "mask"]
-EXPORT_EXT = {"png": ".png", "png16": ".png", "webp": ".webp", "avif": ".avif", "tiff": ".tif", "mask": ".png"}
+#: formats also offered at 16 bits as a choice of their own (``png16``); their plain choice is 8-bit
+SIXTEEN_BIT_TWINS = ("png",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Export:
+    """One export choice: the registered format it writes and the Options it sets."""
+
+    format: Format
+    options: dict[str, Any]
+
+
+def _exports() -> dict[str, Export]:
+    """The export choices, from the format registry: every still output format by its name
+    (lossless; the source's depth where the format carries it, 8-bit where it has a twin),
+    the 16-bit twins, and ``mask`` (the matte as a grey PNG)."""
+    out: dict[str, Export] = {}
+    for fmt in output_formats("still"):
+        twin = fmt.name in SIXTEEN_BIT_TWINS
+        out[fmt.name] = Export(fmt, {"format": fmt.name, "lossless": True, "bit_depth": 8 if twin else None})
+        if twin:
+            out[f"{fmt.name}16"] = Export(fmt, {"format": fmt.name, "lossless": True, "bit_depth": 16})
+    out["mask"] = Export(out["png"].format, {"format": "png", "mask_only": True, "bit_depth": 8})
+    return out
+
+
+EXPORTS = _exports()
+ExportFormat = Literal[tuple(EXPORTS)]  # type: ignore[valid-type]
+EXPORT_EXT = {name: e.format.extension for name, e in EXPORTS.items()}
+EXPORT_MEDIA = {name: e.format.mime for name, e in EXPORTS.items()}
 _CHUNK = 1024 * 1024
 
 
@@ -63,10 +91,10 @@ def _job(state: ServerState, job_id: str) -> Any:
 
 def _done_job(state: ServerState, job_id: str) -> Any:
     job = _job(state, job_id)
-    stage = job_stage(job)
+    stage = job.stage.value
     if stage != "done":
         if stage == "failed":
-            raise ApiError(409, job_code(job) or "failed", f"this image failed: {job.reason}")
+            raise ApiError(409, job.error_code or "failed", f"this image failed: {job.reason}")
         raise ApiError(409, "not-ready", f"the result is not ready yet (the job is {stage})")
     return job
 
@@ -119,7 +147,7 @@ def create_job(
         with path.open("rb") as fh:
             head = fh.read(SNIFF_BYTES)
         try:
-            fmt = sniff(head, name=name)
+            fmt = sniff(head, name=name).name
         except AlphacutError as err:
             raise ApiError(415 if err.code == "unsupported-format" else 422, err.code, err.reason) from None
         width, height = _dimensions(path, name, s.max_pixels)
@@ -187,7 +215,7 @@ def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
 def delete_job(request: Request, job_id: str) -> Response:
     state = _state(request)
     job = _job(state, job_id)
-    if job_stage(job) not in TERMINAL:
+    if job.stage.value not in TERMINAL:
         state.engine.cancel(job.id)
     state.forget(job.id)
     state.broker.publish("expired", {"id": job.id})
@@ -199,21 +227,12 @@ def delete_job(request: Request, job_id: str) -> Response:
 
 def export_options(base: Options, fmt: str, bg: str | None, crop: bool) -> Options:
     background = parse_colour(bg) if bg else None
-    kw: dict[str, Any] = {"background": background, "crop": crop, "mask_only": False, "bit_depth": 8}
-    if fmt == "png":
-        kw["format"] = "png"
-    elif fmt == "png16":
-        kw.update(format="png", bit_depth=16)
-    elif fmt in ("webp", "avif"):
-        kw.update(format=fmt, lossless=True)
-    elif fmt == "tiff":
-        kw.update(format="tiff", bit_depth=None)
-    elif fmt == "mask":
-        if background is not None:
-            raise UsageError("a mask has no background colour")
-        kw.update(format="png", mask_only=True)
-    else:
-        raise UsageError(f"unknown format {fmt!r}; choose png, png16, webp, avif, tiff or mask")
+    export = EXPORTS.get(fmt)
+    if export is None:
+        raise UsageError(f"unknown format {fmt!r}; choose {', '.join(list(EXPORTS)[:-1])} or {list(EXPORTS)[-1]}")
+    if export.options.get("mask_only") and background is not None:
+        raise UsageError("a mask has no background colour")
+    kw: dict[str, Any] = {"background": background, "crop": crop, "mask_only": False, **export.options}
     return dataclasses.replace(base, **kw)
 
 
@@ -235,10 +254,6 @@ def _render(state: ServerState, job: Any, fmt: str, bg: str | None, crop: bool) 
         raise from_alphacut(err) from None
 
 
-_MEDIA = {"png": "image/png", "png16": "image/png", "mask": "image/png", "webp": "image/webp",
-          "avif": "image/avif", "tiff": "image/tiff"}
-
-
 def download_name(name: str, fmt: str) -> str:
     suffix = "-mask" if fmt == "mask" else "-cutout"
     return f"{_stem(name)}{suffix}{EXPORT_EXT[fmt]}"
@@ -254,11 +269,11 @@ def attachment(filename: str) -> str:
 
 
 @router.get("/jobs/{job_id}/result", summary="The cutout, encoded and verified, as a download",
-            responses={200: {"content": {"image/png": {}, "image/webp": {}, "image/avif": {}, "image/tiff": {}}}})
+            responses={200: {"content": {mime: {} for mime in dict.fromkeys(EXPORT_MEDIA.values())}}})
 def get_result(
     request: Request,
     job_id: str,
-    format: ExportFormat = Query("png", description="png (8-bit), png16, webp, avif, tiff or mask"),
+    format: ExportFormat = Query("png", description=f"{', '.join(EXPORTS)} (png: 8-bit; mask: the matte)"),
     bg: str | None = Query(None, description="RRGGBB: composite onto this colour (opaque output)"),
     crop: bool = Query(False, description="crop to the subject"),
     download: bool = Query(True, description="send as an attachment"),
@@ -270,7 +285,7 @@ def get_result(
     headers = {}
     if download:
         headers["content-disposition"] = attachment(download_name(job.name, format))
-    return Response(data, media_type=_MEDIA[format], headers=headers)
+    return Response(data, media_type=EXPORT_MEDIA[format], headers=headers)
 
 
 @router.get("/jobs/{job_id}/matte.png", summary="The current (edited) float matte as a verified grey PNG",
@@ -422,9 +437,9 @@ def export_zip(
                     manifest.append({"id": job_id, "status": "missing", "reason": "no such job (or expired)"})
                     continue
                 job = state.engine.get(job_id)
-                entry: dict[str, Any] = {"id": job_id, "source": up.name, "status": job_stage(job)}
-                if job_stage(job) != "done":
-                    entry["reason"] = job.reason or f"not finished ({job_stage(job)})"
+                entry: dict[str, Any] = {"id": job_id, "source": up.name, "status": job.stage.value}
+                if job.stage.value != "done":
+                    entry["reason"] = job.reason or f"not finished ({job.stage.value})"
                     manifest.append(entry)
                     continue
                 try:

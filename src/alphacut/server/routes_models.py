@@ -12,7 +12,7 @@ from ..errors import AlphacutError
 from ..models.catalog import DEFAULT_MODEL, get_spec
 from ..models.store import ModelStore
 from .errors import ApiError, from_alphacut
-from .state import TERMINAL, ServerState, job_stage
+from .state import TERMINAL, ServerState
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
@@ -107,5 +107,4 @@ def _uses(state: ServerState, job_id: str, name: str) -> bool:
         job = state.engine.get(job_id)
     except Exception:
         return False
-    opts = getattr(job, "options", None)
-    return job_stage(job) not in TERMINAL and getattr(opts, "model", state.settings.model) == name
+    return job.stage.value not in TERMINAL and job.options.model == name

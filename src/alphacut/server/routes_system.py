@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from .. import __version__
-from ..imageio.encode import OUTPUT_FORMATS
-from ..imageio.sniff import INPUT_FORMATS
+from ..imageio.formats import all_formats, names, output_formats
+from .routes_jobs import EXPORTS
 from .state import ServerState
 
 router = APIRouter(prefix="/api", tags=["system"])
@@ -63,9 +63,9 @@ def capabilities(request: Request) -> dict[str, Any]:
         "model": s.model,
         "limits": {"max_upload_bytes": s.max_upload_bytes, "max_pixels": s.max_pixels,
                    "result_ttl_s": s.result_ttl_s, "downloaded_ttl_s": s.downloaded_ttl_s},
-        "input_formats": list(INPUT_FORMATS),
-        "output_formats": list(OUTPUT_FORMATS),
-        "export_formats": ["png", "png16", "webp", "avif", "tiff", "mask"],
+        "input_formats": names(all_formats()),
+        "output_formats": names(output_formats()),
+        "export_formats": list(EXPORTS),
         "qualities": ["fast", "best"],
         "remote": s.allow_remote,
     }

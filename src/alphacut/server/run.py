@@ -1,10 +1,12 @@
-"""``serve()``: bind loopback on a free port, print the link with the token, open the browser."""
+"""``serve()``: bind loopback on a free port, print the link with the token, open the browser.
+
+Started by ``alphacut serve`` (``cli.serve``), the one entry point, through ``launch.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 import threading
 import webbrowser
 from typing import Any, Callable
@@ -148,19 +150,3 @@ def serve(host: str = "127.0.0.1", port: int = 0, open_browser: bool = True, *,
     finally:
         sock.close()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - convenience
-    import argparse
-
-    from .cli_serve import register
-
-    parser = argparse.ArgumentParser(prog="alphacut")
-    sub = parser.add_subparsers()
-    register(sub)
-    args = parser.parse_args(["serve", *(argv if argv is not None else sys.argv[1:])])
-    return int(args.func(args))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

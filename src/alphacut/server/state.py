@@ -21,20 +21,15 @@ from typing import Any, Callable
 import numpy as np
 
 from ..imageio.decode import DEFAULT_MAX_PIXELS
+from ..jobs.protocol import Engine, Subscriber
+from ..jobs.state import Job, JobEvent
 from ..matte.edit import EditHistory
 from ..models.catalog import DEFAULT_MODEL
 from .security import SecurityPolicy
 
 TERMINAL = frozenset({"done", "failed", "cancelled"})
-
-
-def job_code(job: Any) -> str | None:
-    return getattr(job, "code", None) or getattr(job, "error_code", None)
-
-
-def job_stage(job: Any) -> str:
-    stage = getattr(job, "stage", "")
-    return str(getattr(stage, "value", stage))
+#: builds the engine that runs one model
+EngineFactory = Callable[[str], Engine]
 
 
 @dataclass
@@ -62,82 +57,82 @@ class ServerSettings:
     #: where uploads and artifacts live (a fresh temp dir, removed on exit, when None)
     work_dir: Path | None = None
     models_home: Path | None = None
-    #: a ready engine object that runs any model (tests); None builds one ``alphacut.jobs``
-    #: JobEngine per model in use
-    engine: Any = None
-    #: ``load_cutout(job) -> pipeline.Cutout``; None uses the job engine's own
-    load_cutout: Callable[[Any], Any] | None = None
-
-
-def _import_jobs() -> Any:
-    """The real job engine class (``alphacut.jobs.engine.JobEngine``)."""
-    try:
-        from ..jobs.engine import JobEngine
-    except ImportError as exc:
-        raise RuntimeError(f"the job engine (alphacut.jobs.engine.JobEngine) is not available: {exc}") from None
-    return JobEngine
+    #: builds the engine for a model on its first use; None: a ``JobEngine`` (isolated worker
+    #: processes) with the model from ``models_home`` and its artifacts in the work dir
+    engine_factory: EngineFactory | None = None
 
 
 class EnginePool:
     """One job engine per model (an engine runs one model in its workers), created on first use.
 
-    It offers the engine's own interface (submit/get/cancel/jobs/forget/load_cutout/close) over
-    every engine, routing a job to the engine of ``options.model``.
+    It is an ``Engine`` itself, over every model's engine: a job goes to the engine of its
+    ``options.model`` (the server's default model when it has no options).
     """
 
-    def __init__(self, factory: Callable[[str], Any], on_event: Callable[[Any], None], *,
-                 shared: bool = False, load_cutout: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, factory: EngineFactory, *, default_model: str = DEFAULT_MODEL) -> None:
         self._factory = factory
-        self._on_event = on_event
-        #: tests inject one engine that runs any model
-        self._shared = shared
-        self._load_cutout = load_cutout
-        self._engines: dict[str, Any] = {}
-        self._owner: dict[str, Any] = {}
+        self._subscribers: list[Subscriber] = []
+        self._default_model = default_model
+        self._engines: dict[str, Engine] = {}
+        self._owner: dict[str, Engine] = {}
         self._unsubs: list[Callable[[], None]] = []
         self._lock = threading.RLock()
 
-    def engine_for(self, model: str) -> Any:
-        key = "*" if self._shared else model
+    def engine_for(self, model: str) -> Engine:
         with self._lock:
-            eng = self._engines.get(key)
+            eng = self._engines.get(model)
             if eng is None:
-                eng = self._engines[key] = self._factory(model)
-                self._unsubs.append(eng.subscribe(self._on_event))
+                eng = self._engines[model] = self._factory(model)
+                self._unsubs.append(eng.subscribe(self._publish))
             return eng
 
     @property
     def workers(self) -> int | None:
+        """The first engine's worker processes (None before any engine has started)."""
         with self._lock:
             engines = list(self._engines.values())
         return getattr(engines[0], "workers", None) if engines else None
+
+    @property
+    def capacity(self) -> int:
+        with self._lock:
+            return sum(e.capacity for e in self._engines.values())
 
     @property
     def models(self) -> list[str]:
         with self._lock:
             return list(self._engines)
 
-    def submit(self, source: Any, *, name: str, options: Any, output: Any = None) -> Any:
-        eng = self.engine_for(options.model)
+    def submit(self, source: Path | str | bytes, *, name: str | None = None, options: Any = None,
+               output: Path | str | None = None) -> Job:
+        eng = self.engine_for(options.model if options is not None else self._default_model)
         job = eng.submit(source, name=name, options=options, output=output)
         with self._lock:
             self._owner[job.id] = eng
         return job
 
-    def _eng(self, job_id: str) -> Any:
+    def _eng(self, job_id: str) -> Engine:
         with self._lock:
             eng = self._owner.get(job_id)
         if eng is None:
             raise KeyError(f"no job {job_id!r}")
         return eng
 
-    def get(self, job_id: str) -> Any:
+    def get(self, job_id: str) -> Job:
         return self._eng(job_id).get(job_id)
 
     def cancel(self, job_id: str) -> bool:
         return bool(self._eng(job_id).cancel(job_id))
 
-    def jobs(self) -> list[Any]:
+    def cancel_all(self) -> int:
+        with self._lock:
+            engines = list(self._engines.values())
+        return sum(e.cancel_all() for e in engines)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        return self._eng(job_id).wait(job_id, timeout)
+
+    def jobs(self) -> list[Job]:
         with self._lock:
             engines = list(self._engines.values())
         return [j for e in engines for j in e.jobs()]
@@ -145,24 +140,40 @@ class EnginePool:
     def forget(self, job_id: str) -> None:
         with self._lock:
             eng = self._owner.pop(job_id, None)
-        fn = getattr(eng, "forget", None)
-        if callable(fn):
-            fn(job_id)
+        if eng is not None:
+            eng.forget(job_id)
 
-    def load_cutout(self, job: Any) -> Any:
-        if self._load_cutout is not None:
-            return self._load_cutout(job)
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Every engine's events, on that engine's thread."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _publish(self, event: JobEvent) -> None:
+        with self._lock:
+            subs = list(self._subscribers)
+        for cb in subs:
+            try:
+                cb(event)
+            except Exception:  # noqa: BLE001 - one broken subscriber must not starve the others
+                pass
+
+    def load_cutout(self, job: Job) -> Any:
         return self._eng(job.id).load_cutout(job)
 
     def drop(self, model: str) -> bool:
         """Close a model's engine when it has nothing left to do (before deleting its file)."""
-        if self._shared:
-            return True  # nothing of its own to close; the caller checked for active jobs
         with self._lock:
             eng = self._engines.get(model)
             if eng is None:
                 return True
-            if any(job_stage(j) not in TERMINAL for j in eng.jobs()):
+            if any(j.stage.value not in TERMINAL for j in eng.jobs()):
                 return False
             del self._engines[model]
         eng.close()
@@ -176,12 +187,11 @@ class EnginePool:
                 pass
         with self._lock:
             engines, self._engines = list(self._engines.values()), {}
-        if not self._shared:
-            for e in engines:
-                try:
-                    e.close()
-                except Exception:
-                    pass
+        for e in engines:
+            try:
+                e.close()
+            except Exception:
+                pass
 
 
 @dataclass
@@ -279,7 +289,9 @@ class ServerState:
         self.uploads: dict[str, Upload] = {}
         self.edits: dict[str, EditSession] = {}
         self.lock = threading.RLock()
-        self.engine: Any = None
+        #: every model's engine, each started on first use (``start`` warms the default one)
+        self.engine = EnginePool(settings.engine_factory or self._job_engine, default_model=settings.model)
+        self.engine.subscribe(self._on_engine_event)
         self._reaper: threading.Thread | None = None
         self._stop = threading.Event()
         self.closing = False
@@ -291,28 +303,23 @@ class ServerState:
 
     def start(self) -> None:
         s = self.settings
-        if s.engine is not None:
-            self.engine = EnginePool(lambda model: s.engine, self._on_engine_event, shared=True,
-                                     load_cutout=s.load_cutout)
-        else:
-            engine_cls = _import_jobs()
-
-            def factory(model: str) -> Any:
-                from ..models.store import ModelStore
-
-                store = ModelStore(s.models_home)
-                path = store.path(model)  # ModelNotInstalledError → 409 in the API
-                return engine_cls(model, workers=s.workers, max_queue=s.max_queue,
-                                  artifacts_dir=self.artifacts_dir, model_path=path,
-                                  cpu_model_path=store.cpu_file(model))
-
-            self.engine = EnginePool(factory, self._on_engine_event, load_cutout=s.load_cutout)
-            try:  # warm the default model's workers now, so the first image is quick
-                self.engine.engine_for(s.model)
-            except Exception:  # not installed yet: the model manager can fetch it
-                pass
+        try:  # warm the default model's workers now, so the first image is quick
+            self.engine.engine_for(s.model)
+        except Exception:  # not installed yet: the model manager can fetch it
+            pass
         self._reaper = threading.Thread(target=self._reap_loop, name="alphacut-reaper", daemon=True)
         self._reaper.start()
+
+    def _job_engine(self, model: str) -> Engine:
+        """The product's engine for one model: isolated worker processes, artifacts kept here."""
+        from ..jobs.engine import JobEngine
+        from ..models.store import ModelStore
+
+        s = self.settings
+        store = ModelStore(s.models_home)
+        path = store.path(model)  # ModelNotInstalledError → 409 in the API
+        return JobEngine(model, workers=s.workers, max_queue=s.max_queue, artifacts_dir=self.artifacts_dir,
+                         model_path=path, cpu_model_path=store.cpu_file(model))
 
     def close(self) -> None:
         """Stop the engine, end event streams and remove every temporary file."""
@@ -322,8 +329,7 @@ class ServerState:
         self._stop.set()
         self.broker.close()
         try:
-            if self.engine is not None:
-                self.engine.close()
+            self.engine.close()
         finally:
             self.edits.clear()
             if self._own_dir:
@@ -334,24 +340,23 @@ class ServerState:
 
     # --- jobs -------------------------------------------------------------------------------
 
-    def job_dict(self, job: Any) -> dict[str, Any]:
+    def job_dict(self, job: Job) -> dict[str, Any]:
         up = self.uploads.get(job.id)
-        stage = job_stage(job)
         d: dict[str, Any] = {
             "id": job.id,
-            "name": getattr(job, "name", up.name if up else job.id),
-            "stage": stage,
-            "progress": float(getattr(job, "progress", 0.0) or 0.0),
-            "reason": getattr(job, "reason", None),
-            "code": job_code(job),
-            "provider": getattr(job, "provider", None),
-            "warnings": list(getattr(job, "warnings", None) or []),
-            "timings": dict(getattr(job, "timings", None) or {}),
+            "name": job.name,
+            "stage": job.stage.value,
+            "progress": float(job.progress),
+            "reason": job.reason,
+            "code": job.error_code,
+            "provider": job.provider,
+            "warnings": list(job.warnings),
+            "timings": dict(job.timings),
         }
-        opts = getattr(job, "options", None)
+        opts = job.options
         if opts is not None:
-            d["model"] = getattr(opts, "model", None)
-            d["quality"] = getattr(opts, "quality", None)
+            d["model"] = opts.model
+            d["quality"] = opts.quality
         if up is not None:
             d.update(width=up.width, height=up.height, bytes=up.size, format=up.format,
                      downloaded=up.downloaded, expired=up.expired)
@@ -359,19 +364,15 @@ class ServerState:
         d["edits"] = es.history.state() if es else {"version": 0, "can_undo": False, "can_redo": False, "steps": 0}
         return d
 
-    def _on_engine_event(self, event: Any) -> None:
-        job_id = getattr(event, "job_id", None) or getattr(getattr(event, "job", None), "id", None)
-        if job_id is None and isinstance(event, dict):
-            job_id = event.get("job_id") or event.get("id")
-        if job_id is None:
-            return
+    def _on_engine_event(self, event: JobEvent) -> None:
+        job_id = event.job_id
         try:
             job = self.engine.get(job_id)
-        except Exception:
+        except KeyError:
             return
-        if getattr(job, "provider", None):
+        if job.provider:
             self.last_provider = job.provider
-            for w in getattr(job, "warnings", None) or []:
+            for w in job.warnings:
                 if w not in self.provider_warnings:
                     self.provider_warnings.append(w)
         up = self.uploads.get(job_id)
@@ -379,7 +380,7 @@ class ServerState:
             up.last_used = time.time()
         self.broker.publish("job", self.job_dict(job))
 
-    def edit_session(self, job: Any) -> EditSession:
+    def edit_session(self, job: Job) -> EditSession:
         with self.lock:
             es = self.edits.get(job.id)
             if es is None:
@@ -433,7 +434,7 @@ class ServerState:
             if up.expired:
                 continue
             try:
-                stage = job_stage(self.engine.get(job_id))
+                stage = self.engine.get(job_id).stage.value
             except Exception:
                 stage = "done"
             if stage not in TERMINAL:

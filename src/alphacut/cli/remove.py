@@ -17,13 +17,13 @@ from typing import Any
 
 from PIL import ImageColor
 
-from .errors import AlphacutError, InputNotFoundError, UsageError
-from .fsutil import atomic_write, same_file
-from .imageio.encode import EXTENSIONS, OUTPUT_FORMATS
-from .inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
-from .models.catalog import CATALOG, DEFAULT_MODEL
-from .pipeline import Options
-from .steps import Readable
+from ..errors import AlphacutError, InputNotFoundError, UsageError
+from ..fsutil import atomic_write, same_file
+from ..imageio.formats import by_extension, by_name, names, output_formats
+from ..inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
+from ..models.catalog import CATALOG, DEFAULT_MODEL
+from ..pipeline import Options
+from ..steps import Readable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(CATALOG), help="default: %(default)s")
     p.add_argument("--quality", default="fast", choices=["fast", "best"],
                    help="fast: one model pass; best: adds alpha matting in the edge band")
-    p.add_argument("--format", choices=OUTPUT_FORMATS, default=None, help="output format (default: png)")
+    p.add_argument("--format", choices=names(output_formats()), default=None, help="output format (default: png)")
     p.add_argument("--bit-depth", type=int, choices=[8, 16], default=None,
                    help="default: 16 for 16-bit inputs when the format allows, else 8")
     p.add_argument("--mask-only", action="store_true", help="write the matte as a grayscale image")
@@ -118,7 +118,7 @@ def options_from_args(args: argparse.Namespace, fmt: str) -> Options:
         crop_margin=args.crop_margin,
         color=args.color,
         lossless=not args.lossy,
-        quality_level=args.output_quality,
+        lossy_quality=args.output_quality,
     )
     if args.max_pixels:
         kwargs["max_pixels"] = args.max_pixels
@@ -141,10 +141,9 @@ def _format_for(args: argparse.Namespace) -> str:
     if args.format:
         return args.format
     if args.output and args.output != "-":
-        ext = Path(args.output).suffix.lower().lstrip(".")
-        ext = {"tif": "tiff"}.get(ext, ext)
-        if ext in OUTPUT_FORMATS and len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir():
-            return ext
+        named = by_extension(Path(args.output).suffix) if Path(args.output).suffix else None
+        if named is not None and named.writes("still") and len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir():
+            return named.name
     return "png"
 
 
@@ -155,7 +154,7 @@ def plan_tasks(args: argparse.Namespace, fmt: str) -> list[Task]:
     many = len(items) > 1 or any(i.found for i in items)
     if args.output == "-" and many:
         raise UsageError("-o - (stdout) takes exactly one input")
-    outputs = _outputs(items, args.output, EXTENSIONS[fmt], many)
+    outputs = _outputs(items, args.output, by_name(fmt).extension, many)
     tasks = [Task(item, outputs.get(item.source_id)) for item in items]
     for task in tasks:
         if task.item.path is not None and task.output is not None and same_file(task.item.path, task.output):
@@ -204,7 +203,8 @@ def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
-    from .jobs.batch import Reporter, RichReporter, print_summary, run_batch
+    from ..jobs.batch import run_batch
+    from .progress import Reporter, RichReporter, print_summary
 
     if args.output is None:
         return _run_beside(args, options)
@@ -224,7 +224,7 @@ def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
 
 def _run_beside(args: argparse.Namespace, options: Options) -> int:
     """Many inputs, no -o: each cutout beside its input, through the engine (no manifest)."""
-    from .jobs.engine import JobEngine
+    from ..jobs.engine import JobEngine
 
     try:
         tasks = plan_tasks(args, options.format)
@@ -289,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     if not tasks:
         print("alphacut: error: no images found in the given inputs", file=sys.stderr)
         return 3
-    from .api import Remover
+    from ..api import Remover
 
     remover = Remover(args.model, threads=args.threads, accept_license=args.accept_license,
                       download_progress=_download_progress())

@@ -1,4 +1,4 @@
-"""``alphacut serve``: the local web app. The lead's ``cli.py`` calls :func:`register`."""
+"""``alphacut serve``: the local web app (``server.run.serve``). ``cli.build_parser`` calls :func:`register`."""
 
 from __future__ import annotations
 
@@ -36,8 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .run import serve
-    from .state import ServerSettings
+    try:
+        from ..server.run import serve
+        from ..server.state import ServerSettings
+    except ImportError as exc:  # the server extra (fastapi, uvicorn) is not installed
+        print(f"alphacut: the web app needs the server extra: pip install 'alphacut[server]' ({exc})", file=sys.stderr)
+        return 2
 
     settings = ServerSettings(
         model=args.model, workers=args.workers, max_queue=args.max_queue,

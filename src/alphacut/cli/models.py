@@ -1,6 +1,6 @@
 """``alphacut models ...``: the cache made visible (list, pull, verify, path, rm, import, export).
 
-The lead's ``cli.py`` calls :func:`register` with its subparsers; every subcommand sets
+``cli.build_parser`` calls :func:`register` with its subparsers; every subcommand sets
 ``func(args) -> int``. Terminal concerns (rich tables, progress bars) stay here, not in the store.
 """
 
@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import AlphacutError
-from .download import ProgressFn
-from .store import ModelStore
+from ..models.download import ProgressFn
+from ..models.store import ModelStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ import shutil
 import sys
 from typing import Any
 
-from . import __version__
+from .. import __version__
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,10 +27,10 @@ def collect(model: str | None = None) -> dict[str, Any]:
     from PIL import __version__ as pil_version
     from PIL import features
 
-    from .memory import huge_pages_in_use
-    from .models.catalog import DEFAULT_MODEL
-    from .models.session import ModelSession, physical_cores, provider_chain
-    from .models.store import ModelStore, default_home
+    from ..memory import huge_pages_in_use
+    from ..models.catalog import DEFAULT_MODEL
+    from ..models.session import ModelSession, physical_cores, provider_chain
+    from ..models.store import ModelStore, default_home
 
     warnings: list[str] = []
     store = ModelStore()

@@ -1,7 +1,10 @@
 """``alphacut``: the command line, a thin shell over the library.
 
-Subcommands live in their own modules (``cli_remove``, ``models.cli_models``, ``cli_doctor``,
-``server.cli_serve``); each registers itself and returns an exit code.
+All terminal code lives in this package: the subcommands (``remove``, ``models``, ``doctor``,
+``serve``), each in its own module that registers itself and returns an exit code, and the
+batch progress display (``progress``). The library, the job engine and the model store report
+through callbacks and return values; only these modules print. Started through
+``alphacut.launch`` (the ``alphacut`` command, ``python -m alphacut``, ``python -m alphacut.cli``).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
+from .. import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,18 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"alphacut {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from . import cli_doctor, cli_remove
-    from .models import cli_models
+    from . import doctor, models, remove, serve
 
-    cli_remove.register(sub)
-    cli_models.register(sub)
-    cli_doctor.register(sub)
-    try:
-        from .server import cli_serve
-    except ImportError:  # the server extra (fastapi/uvicorn) is not installed
-        pass
-    else:
-        cli_serve.register(sub)
+    remove.register(sub)
+    models.register(sub)
+    doctor.register(sub)
+    serve.register(sub)
     return parser
 
 
@@ -48,6 +45,3 @@ def main(argv: list[str] | None = None) -> int:
         print("alphacut: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

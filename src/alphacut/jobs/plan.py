@@ -1,0 +1,36 @@
+"""A batch's plan: its inputs (expanded by ``alphacut.inputs``, the rules every entry point
+shares), each with a distinct output name inside the output folder or ZIP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UsageError
+from ..fsutil import same_file
+from ..inputs import Item, distinct_outputs, expand, mirror
+
+
+@dataclass
+class BatchItem:
+    """One input of a batch and its output's name inside the output folder or ZIP (posix)."""
+
+    input: Item
+    output_rel: str
+
+
+
+def plan_batch(inputs: list[str], output: Path, ext: str, keep: dict[str, str] | None = None) -> list[BatchItem]:
+    """The batch's inputs (expanded by `inputs.expand`, the rules every entry point shares),
+    each with its distinct output name under the output folder or ZIP.
+
+    ``keep``: names decided by an earlier run of this batch, by source id (``--resume``).
+    """
+    to_zip = output.suffix.lower() == ".zip"
+    found = expand(inputs, exclude=None if to_zip else output)
+    if to_zip:  # never read the archive being written
+        found = [i for i in found if not (i.path is not None and same_file(i.path, output))]
+    if not found:
+        raise UsageError("no images found in the given inputs")
+    names = distinct_outputs(found, mirror(ext), on_disk=None if to_zip else output, keep=keep)
+    return [BatchItem(i, names[i.source_id]) for i in found]

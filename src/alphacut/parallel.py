@@ -1,0 +1,42 @@
+"""Work split into independent pieces, run on a small thread pool over every core.
+
+Shared by the matte's full-resolution tile work (``matte/tiles.py``, ``matte/upsample.py``,
+``matte/decontaminate.py``) and the encoder's strip building (``imageio/encode.py``): OpenCV
+and NumPy release the GIL on arrays this size, so threads use every core without copying data.
+It lives outside both packages so that ``imageio`` does not depend on ``matte``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+__all__ = ["map_pieces", "worker_threads"]
+
+P = TypeVar("P")
+
+
+def worker_threads() -> int:
+    """Threads for piecewise work: the cores this process may use (``ALPHACUT_TILE_THREADS`` overrides)."""
+    env = os.environ.get("ALPHACUT_TILE_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    except AttributeError:  # not Linux
+        return max(1, min(8, os.cpu_count() or 1))
+
+
+def map_pieces(fn: Callable[[P], None], pieces: Iterable[P], threads: int | None = None) -> None:
+    """Run ``fn`` on every piece (pieces must not overlap in what they write); errors propagate."""
+    pieces = list(pieces)
+    n = min(worker_threads() if threads is None else threads, len(pieces))
+    if n <= 1:
+        for p in pieces:
+            fn(p)
+        return
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="alphacut-tile") as pool:
+        for _ in pool.map(fn, pieces):
+            pass
