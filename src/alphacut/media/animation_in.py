@@ -16,7 +16,6 @@ import numpy as np
 from PIL import Image
 
 from ..errors import CorruptImageError, InputError, InputNotFoundError, TruncatedImageError
-from ..imageio.decode import _webp_declared_size
 from .clip import ClipInfo, Frame
 from .limits import DEFAULT_LIMITS, MediaLimits
 
@@ -41,7 +40,13 @@ class AnimationSource:
         if not self.path.exists():
             raise InputNotFoundError("no such file", path=self.name)
         head = self.path.read_bytes()[:64]
-        declared = _webp_declared_size(head) if head[8:12] == b"WEBP" else None
+        from ..imageio.formats import sniff
+
+        try:
+            fmt = sniff(head, name=self.name)
+        except InputError:
+            fmt = None
+        declared = fmt.declared_size(head) if fmt is not None and fmt.declared_size else None
         if declared:  # libwebp allocates the canvas inside Image.open: check the header first
             self.limits.check_frame(*declared, self.name)
         try:

@@ -32,9 +32,6 @@ from ..errors import UsageError
 
 Family = Literal["video", "animation", "frames"]
 
-#: suffix → output format name
-SUFFIXES = {".webm": "webm", ".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".mkv": "mkv",
-            ".webp": "webp", ".png": "apng", ".apng": "apng", ".gif": "gif", ".zip": "frames"}
 VIDEO_FORMATS = ("webm", "mov", "mp4", "mkv")
 ANIMATION_FORMATS = ("webp", "apng", "gif")
 FORMATS = VIDEO_FORMATS + ANIMATION_FORMATS + ("frames",)
@@ -104,11 +101,19 @@ def output_format(dst: str | Path | None, format: str | None, input_kind: str) -
         return fmt
     if dst is not None:
         suffix = Path(dst).suffix.lower()
-        if suffix in SUFFIXES:
-            return SUFFIXES[suffix]
+        if suffix == ".zip":
+            return "frames"
+        if suffix == ".apng":
+            return "apng"
+        from ..imageio.formats import by_extension, output_formats
+
+        registered = by_extension(suffix) if suffix else None
+        if registered is not None and registered.writes(input_kind):  # type: ignore[arg-type]
+            return "apng" if registered.name == "png" else registered.name
         if suffix:
+            endings = sorted({f.extension for f in output_formats(input_kind)} | {".zip"})  # type: ignore[arg-type]
             raise UsageError(f"{Path(dst).name}: {suffix} is not an output alphacut writes for a {input_kind} "
-                             f"(choose {', '.join(sorted(set(SUFFIXES)))})")
+                             f"(choose {', '.join(endings)}, or a folder with --format frames)")
     return DEFAULT_FORMAT[input_kind]
 
 
