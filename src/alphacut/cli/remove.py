@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(CATALOG), help="default: %(default)s")
     p.add_argument("--quality", default="fast", choices=["fast", "best"],
                    help="fast: one model pass; best: adds alpha matting in the edge band")
-    p.add_argument("--format", choices=names(output_formats()), default=None, help="output format (default: png)")
+    p.add_argument("--format", choices=names(output_formats()) + ["apng", "frames"], default=None,
+                   help="output format (default: png for images, webp for animations, webm for video; "
+                        "frames: PNG frames in a folder, or a ZIP when -o ends in .zip)")
     p.add_argument("--bit-depth", type=int, choices=[8, 16], default=None,
                    help="default: 16 for 16-bit inputs when the format allows, else 8")
     p.add_argument("--mask-only", action="store_true", help="write the matte as a grayscale image")
@@ -67,6 +69,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--accept-license", action="store_true", help="accept a non-commercial model licence")
     p.add_argument("--threads", type=int, default=None, help="inference threads")
     p.add_argument("--json", action="store_true", help="one JSON line per file on stdout")
+    v = p.add_argument_group("video and animations",
+                             "A video becomes NAME.cutout.webm (VP9 with alpha), an animation NAME.cutout.webp; "
+                             "-o picks another by its ending: .mov (ProRes 4444 with alpha), .mp4 (H.264: needs "
+                             "--bg, --bg-image or --bg-blur), .webm, .webp, .png (APNG), .gif (1-bit alpha), "
+                             ".zip or --format frames (PNG frames). Audio is carried into video outputs.")
+    v.add_argument("--video-codec", choices=["prores", "png", "qtrle"], default=None,
+                   help=".mov: ProRes 4444 (default), or lossless PNG / QuickTime Animation")
+    v.add_argument("--first-frame", action="store_true",
+                   help="cut out only the first frame of a video or animation, as a still")
+    v.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help=f"refuse clips of more frames (default {100_000:,}; animations {5_000:,})")
     b = p.add_argument_group("batches (folders, globs, ZIPs, many files)",
                              "Exit status: 0 every file done, 1 some failed (listed with the reason), "
                              "130 stopped by Ctrl-C. -o OUT.zip writes a ZIP; a manifest.jsonl records every file.")
@@ -273,7 +286,24 @@ def _fail(err: AlphacutError) -> int:
     return err.exit_code
 
 
+def _clip(args: argparse.Namespace) -> Path | None:
+    """The one input, when it is a video or an animation to cut out frame by frame."""
+    if _is_batch(args) or len(args.inputs) != 1 or args.inputs[0] == "-" or args.output == "-":
+        return None
+    from ..media.sniff import clip_kind
+
+    path = Path(args.inputs[0])
+    return path if path.is_file() and clip_kind(path) is not None else None
+
+
 def run(args: argparse.Namespace) -> int:
+    clip = _clip(args)
+    if clip is not None:
+        return _run_clip_or_first_frame(args, clip)
+    if args.format in ("apng", "frames") or (args.format and not by_name(args.format).writes("still")):
+        return _fail(UsageError(f"--format {args.format} writes animations and video; "
+                                f"{args.inputs[0] if len(args.inputs) == 1 else 'these inputs'} "
+                                "is not a video or an animation"))
     if _is_batch(args):
         try:
             options = options_from_args(args, args.format or "png")
@@ -316,6 +346,49 @@ def run(args: argparse.Namespace) -> int:
         return failures[0].exit_code
     print(f"alphacut: {len(failures)} of {len(tasks)} files failed", file=sys.stderr)
     return 1
+
+
+def _run_clip_or_first_frame(args: argparse.Namespace, clip: Path) -> int:
+    from ..api import Remover
+    from .clip import run_clip
+
+    try:
+        first = args.first_frame
+        options = options_from_args(args, _format_for(args) if first else "png")
+        if not first:  # refuse what cannot work (MP4 without a background) before the model loads
+            from ..media.loop import plan_clip
+            from ..media.sniff import clip_kind
+
+            plan_clip(clip, args.output, clip_kind(clip) or "video", options, format=args.format,
+                      video_codec=args.video_codec)
+    except AlphacutError as err:
+        if args.json:
+            print(json.dumps({"input": str(clip), "status": "failed", "code": err.code, "reason": str(err)}))
+        return _fail(err)
+    remover = Remover(args.model, threads=args.threads, accept_license=args.accept_license,
+                      download_progress=_download_progress())
+    remover.preload()
+    if not first:
+        return run_clip(remover, clip, args.output, options, args)
+    from ..media.loop import first_frame
+
+    started = time.perf_counter()
+    try:
+        picture = first_frame(clip, name=str(clip))
+        cutout = remover.process(picture, options)
+        data = remover.stages.render(cutout)
+        out = Path(args.output) if args.output else clip.with_name(
+            f"{clip.stem}.cutout{by_name(options.format).extension}")
+        if same_file(clip, out):
+            raise UsageError("the output would overwrite the input", path=str(clip))
+        atomic_write(out, data)
+    except AlphacutError as err:
+        return _fail(err)
+    record = {"input": str(clip), "output": str(out), "status": "done",
+              "seconds": round(time.perf_counter() - started, 3)}
+    print(json.dumps(record) if args.json else f"{clip} → {out} ({record['seconds']:.1f} s)",
+          file=sys.stdout if args.json else sys.stderr)
+    return 0
 
 
 def _process(remover: Any, task: Task, options: Options) -> Path | None:

@@ -192,6 +192,18 @@ class FrameComposer:
         return pixels.materialize()
 
 
+def plan_clip(src: str | Path, dst: str | Path | None, kind: str, options: Options, *, format: str | None = None,
+              video_codec: str | None = None) -> tuple[OutputPlan, Path]:
+    """The output plan and path for a clip of ``kind``; a UsageError for a combination that
+    cannot work (MP4 without a background, say), before any frame is decoded."""
+    zipped = dst is not None and str(dst).lower().endswith(".zip")
+    fmt = output_format(dst, format, kind)
+    background = (options.background is not None or options.background_image is not None
+                  or options.background_blur is not None)
+    plan = plan_output(fmt, mask=options.mask_only, background=background, video_codec=video_codec, zipped=zipped)
+    return plan, (Path(dst) if dst is not None else default_output(src, fmt, zipped=zipped))
+
+
 def write_clip(stages: Stages, src: str | Path, dst: str | Path | None = None, *, options: Options,
                format: str | None = None, video_codec: str | None = None, name: str | None = None,
                limits: MediaLimits = DEFAULT_LIMITS, stabiliser: Stabiliser | None = None,
@@ -205,12 +217,8 @@ def write_clip(stages: Stages, src: str | Path, dst: str | Path | None = None, *
         raise UsageError("--crop does not apply to clips (every frame keeps the clip's size)", path=display)
     source = source or open_clip(src, name=display, limits=limits)
     info = source.info
-    zipped = dst is not None and str(dst).lower().endswith(".zip")
-    fmt = output_format(dst, format, info.kind)
-    background = (options.background is not None or options.background_image is not None
-                  or options.background_blur is not None)
-    plan = plan_output(fmt, mask=options.mask_only, background=background, video_codec=video_codec, zipped=zipped)
-    out = Path(dst) if dst is not None else default_output(src, fmt, zipped=zipped)
+    plan, out = plan_clip(src, dst, info.kind, options, format=format, video_codec=video_codec)
+    fmt = plan.format
     if same_file(src, out):
         raise UsageError("the output would overwrite the input", path=display)
     if plan.family == "animation" and info.kind == "video":
