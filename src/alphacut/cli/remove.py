@@ -184,11 +184,23 @@ def _outputs(items: list[Item], out: str | None, ext: str, many: bool) -> dict[s
         if members:
             raise UsageError(f"{members[0].archive}: a ZIP's images need -o (a folder, or OUT.zip)")
         files = [i for i in items if not i.is_stdin]
-        return {sid: Path(n) for sid, n in distinct_outputs(files, beside(ext), on_disk=Path(".")).items()}
+        ending = _endings(ext)  # a clip gets its kind's ending (.webm, .webp)
+        return {sid: Path(n) for sid, n in
+                distinct_outputs(files, lambda i: beside(ending(i))(i), on_disk=Path(".")).items()}
     if many or Path(out).is_dir():
         root = Path(out)
-        return {sid: root / n for sid, n in distinct_outputs(items, mirror(ext), on_disk=root).items()}
+        ending = _endings(ext)
+        return {sid: root / n for sid, n in
+                distinct_outputs(items, lambda i: mirror(ending(i))(i), on_disk=root).items()}
     return {items[0].source_id: Path(out)} if items else {}
+
+
+def _endings(ext: str) -> Any:
+    from ..imageio.formats import by_extension
+    from ..jobs.batch import clip_ending
+
+    fmt = by_extension(ext)
+    return clip_ending(fmt.name if fmt is not None else "png", ext)
 
 
 def _is_batch(args: argparse.Namespace) -> bool:

@@ -84,6 +84,26 @@ class BatchProgress:
         pass
 
 
+def clip_ending(fmt: str, still_ext: str) -> Any:
+    """Each item's output ending: a still's is the batch's format; a video's or an animation's
+    is its kind's default (``.webm``, ``.webp``), unless the batch's format is one that writes
+    only moving pictures (mov, mp4, webm, mkv, gif) and writes that kind."""
+    from ..imageio.formats import by_name, default_output
+    from ..media.sniff import item_kind
+
+    chosen = by_name(fmt)
+
+    def ending(item: Any) -> str:
+        kind = item_kind(item)
+        if kind is None:
+            return still_ext
+        if chosen.writes(kind) and not chosen.writes("still"):
+            return chosen.extension
+        return default_output(kind).extension
+
+    return ending
+
+
 def run_batch(
     inputs: list[str],
     output: str | Path,
@@ -104,7 +124,8 @@ def run_batch(
     ext = by_name(options.format).extension
     mpath = manifest_path(output)
     previous = read_manifest(mpath) if resume else {}
-    items = plan_batch(inputs, output, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")})
+    items = plan_batch(inputs, output, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")},
+                       ext_for=clip_ending(options.format, ext))
 
     sink = open_sink(output, fresh=not resume)
     manifest = Manifest(mpath, fresh=not resume)

@@ -521,6 +521,8 @@ class JobEngine:
             stage, frac = Stage(msg.stage), float(msg.progress)
             if job.active_since is None:
                 job.active_since = now
+            if msg.frames:  # a clip: one event per finished frame
+                job.frames_done, job.frames_total, job.frame_at = msg.frame, msg.frames, now
             if stage is not job.stage:
                 transition(job, stage, frac)
                 self._emit(job, stage.value)

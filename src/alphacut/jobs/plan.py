@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import UsageError
 from ..fsutil import same_file
@@ -20,7 +21,8 @@ class BatchItem:
 
 
 
-def plan_batch(inputs: list[str], output: Path, ext: str, keep: dict[str, str] | None = None) -> list[BatchItem]:
+def plan_batch(inputs: list[str], output: Path, ext: str, keep: dict[str, str] | None = None,
+               ext_for: Callable[[Item], str] | None = None) -> list[BatchItem]:
     """The batch's inputs (expanded by `inputs.expand`, the rules every entry point shares),
     each with its distinct output name under the output folder or ZIP.
 
@@ -32,5 +34,6 @@ def plan_batch(inputs: list[str], output: Path, ext: str, keep: dict[str, str] |
         found = [i for i in found if not (i.path is not None and same_file(i.path, output))]
     if not found:
         raise UsageError("no images found in the given inputs")
-    names = distinct_outputs(found, mirror(ext), on_disk=None if to_zip else output, keep=keep)
+    wanted = mirror(ext) if ext_for is None else (lambda item: mirror(ext_for(item))(item))
+    names = distinct_outputs(found, wanted, on_disk=None if to_zip else output, keep=keep)
     return [BatchItem(i, names[i.source_id]) for i in found]

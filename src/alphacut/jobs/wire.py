@@ -72,6 +72,9 @@ class StageReached:
     job_id: str
     stage: str
     progress: float
+    #: a clip's job: frames finished so far and frames expected (0: not a clip)
+    frame: int = 0
+    frames: int = 0
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,35 @@ def clip_kind(path: str | Path) -> Literal["video", "animation"] | None:
     return None
 
 
-def _frames(path: str | Path) -> int:
+def item_kind(item: object) -> Literal["video", "animation"] | None:
+    """``clip_kind`` for an input ``Item`` (``alphacut.inputs``): a file, or a ZIP member
+    (its first bytes; an animated member is opened to count its frames)."""
+    path = getattr(item, "path", None)
+    if path is not None and getattr(item, "archive", None) is None:
+        return clip_kind(path)
+    archive, member = getattr(item, "archive", None), getattr(item, "member", None)
+    if archive is None or member is None:
+        return None
+    import io
+    import zipfile
+
+    from ..errors import InputError
+    from ..imageio.formats import SNIFF_BYTES, sniff
+
+    try:
+        with zipfile.ZipFile(archive) as zf, zf.open(member) as fh:
+            head = fh.read(SNIFF_BYTES)
+            if sniff(head, name=member).kind == "video":
+                return "video"
+            if not animation_signature(head):
+                return None
+            data = head + fh.read()
+    except (OSError, zipfile.BadZipFile, KeyError, InputError):
+        return None
+    return "animation" if _frames(io.BytesIO(data)) > 1 else None
+
+
+def _frames(path: object) -> int:
     import warnings
 
     from PIL import Image

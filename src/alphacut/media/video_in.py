@@ -131,6 +131,9 @@ class VideoSource:
                 a = c.streams.audio[0].codec_context
                 if a is not None and a.name:
                     audio = AudioInfo(a.name, int(a.sample_rate or 0), int(getattr(a, "channels", 0) or 0))
+                else:
+                    self.warnings.append("the audio track cannot be read (damaged or missing description): "
+                                         "the output has no sound")
             colour = ColourTags(int(first.color_primaries), int(first.color_trc), int(first.colorspace),
                                 int(first.color_range) == 2 or str(cc.pix_fmt or "").startswith("yuvj"))
             pix_fmt = first.format.name
