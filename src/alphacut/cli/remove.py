@@ -261,7 +261,8 @@ def _run_beside(args: argparse.Namespace, options: Options) -> int:
     try:
         with JobEngine(args.model, **engine_kwargs(args)) as engine:
             jobs = [None if t.item.problem else
-                    engine.submit(t.item.path, name=t.name, options=options, output=t.output)  # type: ignore[arg-type]
+                    engine.submit(t.item.path, name=t.name, options=options, output=t.output,  # type: ignore[arg-type]
+                                  **({"clip": True} if _is_clip(t) else {}))
                     for t in tasks]
             for task, job in zip(tasks, jobs):
                 rec = _problem_record(task.item) if job is None else _job_record(engine.wait(job.id))
@@ -278,6 +279,13 @@ def _run_beside(args: argparse.Namespace, options: Options) -> int:
     if failed:
         print(f"alphacut: {failed} of {len(tasks)} files failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _is_clip(task: Task) -> bool:
+    """A video or animation (its output named for one): one job, frame by frame."""
+    from ..jobs.batch import _CLIP_ENDINGS, item_kind
+
+    return task.output is not None and task.output.suffix.lower() in _CLIP_ENDINGS and item_kind(task.item) is not None
 
 
 def _job_record(job: Any) -> dict[str, Any]:

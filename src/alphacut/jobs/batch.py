@@ -84,6 +84,16 @@ class BatchProgress:
         pass
 
 
+def item_kind(item: Any) -> str | None:
+    from ..media.sniff import item_kind as kind
+
+    return kind(item)
+
+
+#: endings a clip's output can have (``clip_ending``); a still's output never gets a clip job
+_CLIP_ENDINGS = {".webm", ".webp", ".mov", ".mp4", ".mkv", ".gif", ".png"}
+
+
 def clip_ending(fmt: str, still_ext: str) -> Any:
     """Each item's output ending: a still's is the batch's format; a video's or an animation's
     is its kind's default (``.webm``, ``.webp``), unless the batch's format is one that writes
@@ -190,7 +200,11 @@ def run_batch(
                         src: Any = zf.read(inp.member)  # type: ignore[arg-type]
                     else:
                         src = inp.path
-                    job = engine.submit(src, name=inp.name, options=options, output=sink.target(item))
+                    target = sink.target(item)
+                    if target.suffix.lower() in _CLIP_ENDINGS and item_kind(inp) is not None:
+                        job = engine.submit(src, name=inp.name, options=options, output=target, clip=True)
+                    else:
+                        job = engine.submit(src, name=inp.name, options=options, output=target)
                 except QueueFullError:
                     break
                 except (OSError, zipfile.BadZipFile, RuntimeError) as exc:

@@ -19,6 +19,8 @@ def clip_source(task: Task) -> Path | None:
     """The task's input as a clip file, or None when it is a still (left to the stages)."""
     from ..media.sniff import clip_kind
 
+    if not task.clip:
+        return None
     src = task.source
     if isinstance(src, (str, Path)):
         return Path(src) if Path(src).is_file() and clip_kind(src) is not None else None

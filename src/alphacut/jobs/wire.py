@@ -45,6 +45,9 @@ class Task:
     output: str
     #: the input's own path, so the worker refuses to write over it (None for bytes)
     input_path: str | None
+    #: a video or animation to cut out frame by frame into one file (``jobs.clips``); False:
+    #: a still (an animated GIF submitted without it is cut out from its first frame, as before)
+    clip: bool = False
 
 
 @dataclass(frozen=True)
