@@ -113,7 +113,7 @@ def memory(args: argparse.Namespace) -> None:
 def sizes(args: argparse.Namespace) -> None:
     r = _remover("u2netp")
     tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
-    clip = Path(args.clip)
+    clip = _trim(Path(args.clip), tmp / ("trim" + Path(args.clip).suffix), args.seconds) if args.seconds else Path(args.clip)
     size_in = clip.stat().st_size
     print(f"# sizes: {clip.name} ({size_in / 1e3:.0f} kB), U2-Netp, default settings")
     print("| output | codec | bytes | × input |")
@@ -124,6 +124,23 @@ def sizes(args: argparse.Namespace) -> None:
                      ("frames.zip", {})]:
         res = r.remove_video(clip, tmp / name, **kw)
         print(f"| {name} | {res.plan.codec} | {res.bytes:,} | {res.bytes / size_in:.1f} |", flush=True)
+
+
+def _trim(src: Path, dst: Path, seconds: float) -> Path:
+    """The first ``seconds`` of ``src``, its packets copied (video and audio), no re-encoding."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=inp.format.name.split(",")[-1]) as out:
+        streams = [s for s in (inp.streams.video[:1] + inp.streams.audio[:1])]
+        mapping = {s.index: out.add_stream_from_template(s) for s in streams}
+        for packet in inp.demux(*streams):
+            if packet.pts is None or not packet.size:
+                continue
+            if float(packet.pts * packet.time_base) >= seconds:
+                continue
+            packet.stream = mapping[packet.stream.index]
+            out.mux(packet)
+    return dst
 
 
 def rembg(args: argparse.Namespace) -> None:
@@ -203,6 +220,7 @@ def main() -> None:
     m.add_argument("--size", default="1920x1080")
     s = sub.add_parser("sizes")
     s.add_argument("--clip", default=str(ROOT / "tests/data/video/mb_trim-buck-bunny.webm"))
+    s.add_argument("--seconds", type=float, default=None, help="only the first SECONDS of the clip")
     r = sub.add_parser("rembg")
     r.add_argument("--frames", type=int, default=24)
     r.add_argument("--size", default="854x480")
