@@ -46,7 +46,7 @@ def main() -> None:
         try:
             res = remover.remove_video(src, out / (src.stem + (".webp" if "animated" in row["file"] else ".webm")))
             ext = res.path.suffix
-            audio = f", audio {res.info.audio.codec}→{'copied' if res.audio else 'none'}" if res.info.audio else ""
+            audio = f", audio {res.audio_route or 'dropped'}" if res.info.audio else ""
             warn = ("; " + "; ".join(res.warnings)) if res.warnings else ""
             result = (f"verified {res.plan.codec} {res.info.width}x{res.info.height}"
                       f"{' rot ' + str(res.info.rotation) if res.info.rotation else ''}{audio}{warn}")

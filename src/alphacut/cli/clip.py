@@ -89,6 +89,7 @@ def run_clip(remover: Any, src: Path, output: str | None, options: Options, args
     done()
     record = {"input": name, "output": str(result.path), "status": "done", "frames": result.frames,
               "format": result.plan.format, "codec": result.plan.codec, "audio": result.audio,
+              "audio_route": result.audio_route,
               "fps": round(result.fps, 2), "seconds": round(result.seconds, 3), "bytes": result.bytes,
               "warnings": result.warnings}
     if args.json:

@@ -72,6 +72,8 @@ class ClipResult:
     seconds: float = 0.0
     bytes: int = 0
     provider: str = ""
+    #: what became of the audio: "aac copied", "aac → libopus", or "" (none)
+    audio_route: str = ""
 
     @property
     def fps(self) -> float:
@@ -241,6 +243,7 @@ def write_clip(stages: Stages, src: str | Path, dst: str | Path | None = None, *
     done = 0
     expected = info.expected_frames
     provider = ""
+    audio_route = ""
 
     def progress() -> None:
         if on_frame is not None:
@@ -292,6 +295,9 @@ def write_clip(stages: Stages, src: str | Path, dst: str | Path | None = None, *
                         provider = cutout.provider
                         progress()
                     sink_v.close()
+                    if sink_v.audio is not None:
+                        a = sink_v.audio
+                        audio_route = f"{info.audio.codec} copied" if a.copy else f"{info.audio.codec} → {a.codec}"  # type: ignore[union-attr]
                 except BaseException:
                     sink_v.abort()
                     raise
@@ -300,7 +306,8 @@ def write_clip(stages: Stages, src: str | Path, dst: str | Path | None = None, *
         ledger.close()
     warnings.extend(source.warnings)
     size = _size(out)
-    return ClipResult(out, info, plan, done, audio, warnings, time.perf_counter() - t_start, size, provider)
+    return ClipResult(out, info, plan, done, audio, warnings, time.perf_counter() - t_start, size, provider,
+                      audio_route)
 
 
 def _size(path: Path) -> int:
