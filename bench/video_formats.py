@@ -28,7 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="u2netp")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--only", default=None, help="substring of the file names to run")
+    ap.add_argument("--only", default=None, help="comma-separated substrings of the file names to run")
     args = ap.parse_args()
     if not (EVAL / "MANIFEST.tsv").exists():
         sys.exit(f"no {EVAL}: nothing to run")
@@ -38,7 +38,7 @@ def main() -> None:
     print("| file | input | result | frames | output | time |")
     print("|---|---|---|---|---|---|")
     for row in rows:
-        if args.only and args.only not in row["file"]:
+        if args.only and not any(part in row["file"] for part in args.only.split(",")):
             continue
         src = EVAL / row["file"]
         what = " ".join(x for x in (row["container"], row["video"], row["size"], row["audio"]) if x and x != "?")
