@@ -105,6 +105,15 @@ def test_png_frames(u2netp, clip: Path, tmp_path: Path, name: str) -> None:
     assert not list(tmp_path.glob(".*part"))
 
 
+def test_frames_never_replace_a_folder_alphacut_did_not_write(u2netp, clip: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    with pytest.raises(UsageError, match="not a frames folder"):
+        u2netp.remove_video(clip, mine, format="frames")
+    assert (mine / "keep.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("suffix,fmt", [(".webp", "WEBP"), (".png", "PNG"), (".gif", "GIF")])
 def test_animation_out_keeps_durations_and_loop(u2netp, tmp_path: Path, suffix: str, fmt: str) -> None:
     src = write_animation(tmp_path / "in.gif", 4, durations=[60, 120, 60, 200], loop=2)

@@ -16,6 +16,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ..errors import UsageError
 from ..fsutil import output_error, temp_prefix
 
 
@@ -23,6 +24,10 @@ class FramesSink:
     def __init__(self, dst: str | Path, *, zipped: bool) -> None:
         self.dst = Path(dst)
         self.zipped = zipped
+        if not zipped and self.dst.exists() and not (self.dst.is_dir() and (self.dst / "frames.json").is_file()):
+            # replacing a folder is only ever done to an earlier frames output, never to a user's folder
+            raise UsageError("already exists and is not a frames folder alphacut wrote; choose another output",
+                             path=str(self.dst))
         self.index: list[dict[str, float | str | int]] = []
         try:
             self.dst.parent.mkdir(parents=True, exist_ok=True)
