@@ -37,7 +37,8 @@ SAMPLES = {
 
 
 def test_every_registered_format_has_a_sample() -> None:
-    # moving-picture formats (kind video) have theirs in tests/test_media_formats.py
+    # documents (PDF) explode into stills instead of decoding: their samples are in test_pdf.py;
+    # moving-picture formats (kind video) have theirs in tests/test_media_*.py
     assert set(SAMPLES) == {f.name for f in formats.all_formats() if f.kind == "still"}
 
 
@@ -226,7 +227,8 @@ def test_cli_format_choices_are_the_registry_outputs() -> None:
 
     remove = build_parser()._subparsers._group_actions[0].choices["remove"]
     action = next(a for a in remove._actions if "--format" in a.option_strings)
-    assert list(action.choices) == formats.names(formats.output_formats())
+    # "frames" (PNG frames of a clip in a folder or ZIP) is the media package's, not a file format
+    assert list(action.choices) == formats.names(formats.output_formats()) + ["frames"]
 
 
 def test_server_export_tables_come_from_the_registry() -> None:

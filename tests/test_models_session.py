@@ -42,8 +42,14 @@ def test_chain_orders_fast_providers_first_cpu_last(monkeypatch) -> None:
     monkeypatch.setattr(ort, "get_available_providers", lambda: [
         "AzureExecutionProvider", "CPUExecutionProvider", "OpenVINOExecutionProvider",
         "CUDAExecutionProvider", "TensorrtExecutionProvider"])
+    import alphacut.models.gpu as gpu
+
+    monkeypatch.setattr(gpu, "tensorrt_loadable", lambda: True)
     assert provider_chain() == ["TensorrtExecutionProvider", "CUDAExecutionProvider",
                                 "OpenVINOExecutionProvider", "CPUExecutionProvider"]
+    # onnxruntime-gpu lists TensorRT even where TensorRT is not installed: not tried then
+    monkeypatch.setattr(gpu, "tensorrt_loadable", lambda: False)
+    assert provider_chain()[0] == "CUDAExecutionProvider"
     assert provider_chain(["CUDAExecutionProvider", "ROCMExecutionProvider"]) == [
         "CUDAExecutionProvider", "CPUExecutionProvider"]
     assert provider_chain()[-1] == "CPUExecutionProvider"

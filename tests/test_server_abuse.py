@@ -234,7 +234,7 @@ MALFORMED = {
     "urlencoded": ("application/x-www-form-urlencoded", b"file=abc", 422),
     "text": ("text/plain", PNG, 422),
     "no content type": (None, PNG, 422),
-    "not an image": (MP, _part(b"%PDF-1.7 not an image") + b"--zzz--\r\n", 415),
+    "not an image": (MP, _part(b"%!PS-Adobe-3.0 not an image") + b"--zzz--\r\n", 415),
 }
 
 

@@ -59,6 +59,12 @@ class TruncatedImageError(CorruptImageError):
     code = "truncated"
 
 
+class EncryptedInputError(InputError):
+    """A password-protected document (PDF): never guessed at, never decrypted here."""
+
+    code = "encrypted"
+
+
 class ImageTooLargeError(InputError):
     """Refused before decoding: too many pixels (decompression bomb) or too many bytes."""
 

@@ -35,13 +35,13 @@ import glob as globmod
 import os
 import stat
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Callable, Iterator, Mapping, Sequence
 
-from .errors import (AlphacutError, CorruptImageError, ImageTooLargeError, InputError,
-                     InputNotFoundError, UnsafePathError)
-from .imageio.formats import SNIFF_BYTES, by_extension, sniff
+from .errors import (AlphacutError, CorruptImageError, EmptyFileError, EncryptedInputError, ImageTooLargeError,
+                     InputError, InputNotFoundError, UnsafePathError, UnsupportedFormatError)
+from .imageio.formats import SNIFF_BYTES, DocumentOptions, Format, by_extension, sniff
 
 #: a ZIP member larger than this (uncompressed) is refused unread
 MAX_MEMBER_BYTES = 1 << 30
@@ -53,6 +53,9 @@ _ERRORS: dict[str, type[InputError]] = {
     "unsafe-path": UnsafePathError,
     "corrupt": CorruptImageError,
     "too-large": ImageTooLargeError,
+    "encrypted": EncryptedInputError,
+    "empty": EmptyFileError,
+    "unsupported-format": UnsupportedFormatError,
 }
 
 
@@ -68,6 +71,10 @@ class Item:
     member: str | None = None  # … and the member's name as stored
     found: bool = False  # found inside a folder, glob or ZIP, rather than named by the user
     problem: tuple[str, str] | None = None  # (code, reason): fails without being read
+    document: Path | None = None  # a document's part (a PDF's photo or page): the document …
+    part: str | None = None  # … and the part's key (``p3-1``)
+    #: a document part's bytes, read when its turn comes (``formats.Part.read``)
+    read: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_stdin(self) -> bool:
@@ -93,21 +100,70 @@ def is_archive(path: Path) -> bool:
     return path.suffix.lower() == ".zip" and path.is_file() and zipfile.is_zipfile(path)
 
 
-def expand(args: Sequence[str], *, exclude: Path | None = None) -> list[Item]:
-    """Files, folders (recursive), quoted globs, ZIPs and ``-`` → items, in a stable order.
+def expand(args: Sequence[str], *, exclude: Path | None = None, documents: DocumentOptions | None = None,
+           notes: list[str] | None = None) -> list[Item]:
+    """Files, folders (recursive), quoted globs, ZIPs and ``-`` → items, in a stable order; a
+    document (PDF) → one item per part, as ``documents`` says (its photos, or its pages).
 
     ``exclude`` is a folder never walked into (a batch's output folder inside its input).
-    Nothing is read except the first bytes of files whose names do not end like an image.
+    ``notes`` collects what a document skipped (a page without a photo) for the user to read.
+    Nothing is read except the first bytes of files whose names do not end like an image, and
+    a document's table of contents (its parts are read one at a time, later).
     """
     exclude = exclude.resolve() if exclude is not None else None
+    documents = documents or DocumentOptions()
     items: list[Item] = []
     seen: set[str] = set()
     for arg in args:
-        for item in _expand_one(arg, exclude):
-            if item.source_id not in seen:
-                seen.add(item.source_id)
-                items.append(item)
+        for found in _expand_one(arg, exclude):
+            for item in _parts(found, documents, notes):
+                if item.source_id not in seen:
+                    seen.add(item.source_id)
+                    items.append(item)
     return items
+
+
+def document_format(item: Item) -> Format | None:
+    """The document format (PDF) of a file on disk, by its bytes; None for anything else. A
+    file whose ending is an image format's is not read here (it is decoded later, and a PDF
+    named ``.png`` is then reported as a document)."""
+    if item.path is None or item.problem is not None:
+        return None
+    named = by_extension(item.path.suffix) if item.path.suffix else None
+    if named is not None and named.kind != "document":
+        return None
+    try:
+        with open(item.path, "rb") as fh:
+            fmt = sniff(fh.read(SNIFF_BYTES), name=item.name)
+    except (AlphacutError, OSError):
+        return None
+    return fmt if fmt.kind == "document" and fmt.explode is not None else None
+
+
+def _parts(item: Item, options: DocumentOptions, notes: list[str] | None) -> Iterator[Item]:
+    """``item`` itself, or, for a document, one item per part: source id ``doc.pdf#p3-1``,
+    name ``doc.pdf#p3-1``, relative name ``doc.p3-1`` (so its output is ``doc.p3-1.png``). A
+    document that cannot be used at all is one item with its problem; one without any part too."""
+    fmt = document_format(item)
+    if fmt is None or fmt.explode is None:
+        yield item
+        return
+    try:
+        exploded = fmt.explode(item.path, name=item.name, options=options)  # type: ignore[arg-type]
+    except AlphacutError as err:
+        yield replace(item, problem=(err.code, err.reason))
+        return
+    if notes is not None:
+        notes.extend(exploded.notes)
+    if not exploded.parts:
+        yield replace(item, problem=("empty", "no photo on any page (no raster image); "
+                                               "--pdf pages renders the pages instead"))
+        return
+    rel = PurePosixPath(item.rel)
+    stem = str(rel.with_suffix("")) if rel.suffix else item.rel
+    for part in exploded.parts:
+        yield Item(source_id=f"{item.source_id}#{part.key}", name=f"{item.name}#{part.key}", rel=f"{stem}.{part.key}",
+                   found=True, document=item.path, part=part.key, read=part.read)
 
 
 def _expand_one(arg: str, exclude: Path | None) -> Iterator[Item]:
@@ -134,6 +190,11 @@ def _registered_ending(name: str | PurePath) -> bool:
     silently skipped; other files are taken when their bytes sniff."""
     suffix = PurePath(name).suffix
     return bool(suffix) and by_extension(suffix) is not None
+
+
+def _document_ending(name: PurePath) -> bool:
+    fmt = by_extension(name.suffix) if name.suffix else None
+    return fmt is not None and fmt.kind == "document"
 
 
 def _looks_like_image(path: Path) -> bool:
@@ -252,6 +313,8 @@ def _member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Item | No
         problem = ("unsafe-path", "a symbolic link inside the archive; not read")
     elif info.file_size > MAX_MEMBER_BYTES:
         problem = ("too-large", f"{info.file_size} bytes uncompressed; refused")
+    elif _document_ending(PurePosixPath(safe)):
+        problem = ("unsupported-format", "a document (PDF) inside a ZIP is not read; extract it first")
     elif not _registered_ending(PurePosixPath(safe)):
         try:
             with zf.open(info) as fh:
@@ -279,11 +342,12 @@ class Wanted:
 
 
 def mirror(ext: str) -> Callable[[Item], Wanted]:
-    """Names under an output folder or ZIP: the relative path with the format's ending."""
+    """Names under an output folder or ZIP: the relative path with the format's ending (a
+    document's part keeps its whole name: ``doc.p3-1`` → ``doc.p3-1.png``)."""
 
     def wanted(item: Item) -> Wanted:
         rel = PurePosixPath(item.rel)
-        base = rel.with_suffix(ext) if rel.suffix else PurePosixPath(item.rel + ext)
+        base = rel.with_suffix(ext) if rel.suffix and item.part is None else PurePosixPath(item.rel + ext)
         return Wanted(base.parent, base.name[: -len(ext)], ext)
 
     return wanted
@@ -293,6 +357,8 @@ def beside(ext: str) -> Callable[[Item], Wanted]:
     """Names beside each input: ``photo.jpg`` → ``photo.cutout.png`` in the same folder."""
 
     def wanted(item: Item) -> Wanted:
+        if item.document is not None and item.part is not None:  # beside the PDF: doc.p3-1.cutout.png
+            return Wanted(item.document.parent, f"{item.document.stem}.{item.part}", ".cutout" + ext)
         if item.path is None:
             raise ValueError(f"{item.name} has no folder to write beside")
         return Wanted(item.path.parent, item.path.stem, ".cutout" + ext)
@@ -301,7 +367,7 @@ def beside(ext: str) -> Callable[[Item], Wanted]:
 
 
 def _input_keys(items: Sequence[Item]) -> set[str]:
-    return {str(i.path.resolve()).casefold() for i in items if i.path is not None}
+    return {str(p.resolve()).casefold() for i in items for p in (i.path, i.document) if p is not None}
 
 
 def distinct_outputs(items: Sequence[Item], wanted: Callable[[Item], Wanted], *,

@@ -23,7 +23,10 @@ def collect(model: str | None = None) -> dict[str, Any]:
     """The report as plain data (the web app's capability panel shows the same)."""
     import cv2
     import numpy as np
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:  # no build installed: the GPU diagnosis below says how to get one
+        ort = None
     from PIL import __version__ as pil_version
     from PIL import features
 
@@ -35,18 +38,18 @@ def collect(model: str | None = None) -> dict[str, Any]:
     warnings: list[str] = []
     store = ModelStore()
     models = [m.as_dict() for m in store.list()]
-    chain = provider_chain()
+    chain = provider_chain() if ort is not None else []
     report: dict[str, Any] = {
         "alphacut": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "onnxruntime": ort.__version__,
+        "onnxruntime": ort.__version__ if ort is not None else None,
         "numpy": np.__version__,
         "opencv": cv2.__version__,
         "pillow": pil_version,
         "avif": bool(features.check("avif")),
         "heif": _heif_version(),
-        "available_providers": ort.get_available_providers(),
+        "available_providers": ort.get_available_providers() if ort is not None else [],
         "provider_chain": chain,
         "physical_cores": physical_cores(),
         "huge_pages": huge_pages_in_use()[1],
@@ -54,8 +57,6 @@ def collect(model: str | None = None) -> dict[str, Any]:
         "models": models,
         "warnings": warnings,
     }
-    if chain == ["CPUExecutionProvider"]:
-        warnings.append("no GPU execution provider is installed: inference runs on the CPU")
     if not report["avif"]:
         warnings.append("this Pillow has no AVIF support: AVIF input and output are unavailable")
     if report["heif"] is None:
@@ -66,7 +67,7 @@ def collect(model: str | None = None) -> dict[str, Any]:
         warnings.append(f"only {free / 1e6:.0f} MB free where models are cached")
     name = model or DEFAULT_MODEL
     installed = {m["name"]: m for m in models}
-    if installed.get(name, {}).get("installed"):
+    if installed.get(name, {}).get("installed") and ort is not None:
         try:
             session = ModelSession(store.path(name), cpu_path=store.cpu_file(name))
             report["chosen_provider"] = session.provider
@@ -76,6 +77,13 @@ def collect(model: str | None = None) -> dict[str, Any]:
             warnings.append(f"could not load {name}: {exc}")
     else:
         warnings.append(f"the default model {name!r} is not installed yet (it is fetched on first use)")
+    from ..models.gpu import diagnose, gather  # which provider runs; why not the GPU (models/gpu.py)
+
+    gpu = diagnose(gather(report.get("chosen_provider"), list(warnings)))
+    report["gpu"] = gpu.as_dict()
+    if gpu.gpu_unused:
+        warnings.append(f"an NVIDIA GPU is present but unused: {gpu.why}. To use it: {gpu.fix}")
+    warnings.extend(gpu.notes)
     return report
 
 
@@ -105,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     table.add_row("provider chain", " → ".join(report["provider_chain"]))
     if "chosen_provider" in report:
         table.add_row("provider in use", report["chosen_provider"])
+    table.add_row("inference runs on", f"{report['gpu']['provider']} ({report['gpu']['device']})")
     installed = [m["name"] for m in report["models"] if m["installed"]]
     table.add_row("models installed", ", ".join(installed) or "none")
     console.print(table)

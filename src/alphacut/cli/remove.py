@@ -6,6 +6,7 @@ Parsing and reporting only: every image goes through ``pipeline`` via ``Remover`
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 import time
@@ -17,9 +18,9 @@ from typing import Any
 
 from PIL import ImageColor
 
-from ..errors import AlphacutError, InputNotFoundError, UsageError
+from ..errors import AlphacutError, InputError, InputNotFoundError, UsageError
 from ..fsutil import atomic_write, same_file
-from ..imageio.formats import by_extension, by_name, names, output_formats
+from ..imageio.formats import DocumentOptions, by_extension, by_name, names, output_formats
 from ..inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
 from ..models.catalog import CATALOG, DEFAULT_MODEL
 from ..pipeline import Options
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(CATALOG), help="default: %(default)s")
     p.add_argument("--quality", default="fast", choices=["fast", "best"],
                    help="fast: one model pass; best: adds alpha matting in the edge band")
-    p.add_argument("--format", choices=names(output_formats()) + ["apng", "frames"], default=None,
+    p.add_argument("--format", choices=names(output_formats()) + ["frames"], default=None,
                    help="output format (default: png for images, webp for animations, webm for video; "
                         "frames: PNG frames in a folder, or a ZIP when -o ends in .zip)")
     p.add_argument("--bit-depth", type=int, choices=[8, 16], default=None,
@@ -80,6 +81,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="cut out only the first frame of a video or animation, as a still")
     v.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help=f"refuse clips of more frames (default {100_000:,}; animations {5_000:,})")
+    d = p.add_argument_group("PDF inputs (each photo or page becomes its own output: NAME.p3-1.png)")
+    d.add_argument("--pdf", choices=["images", "pages"], default="images",
+                   help="images: the raster images embedded in its pages (default); pages: each page rendered")
+    d.add_argument("--pdf-dpi", type=int, default=300, metavar="DPI", help="--pdf pages: resolution (default 300)")
+    d.add_argument("--pdf-max-pages", type=int, default=2000, metavar="N",
+                   help="refuse a PDF with more pages (default 2000)")
     b = p.add_argument_group("batches (folders, globs, ZIPs, many files)",
                              "Exit status: 0 every file done, 1 some failed (listed with the reason), "
                              "130 stopped by Ctrl-C. -o OUT.zip writes a ZIP; a manifest.jsonl records every file.")
@@ -160,10 +167,25 @@ def _format_for(args: argparse.Namespace) -> str:
     return "png"
 
 
+def document_options(args: argparse.Namespace) -> DocumentOptions:
+    """--pdf, --pdf-dpi, --pdf-max-pages (and --max-pixels for each part)."""
+    kw: dict[str, Any] = {"mode": args.pdf, "dpi": args.pdf_dpi, "max_pages": args.pdf_max_pages}
+    if args.max_pixels:
+        kw["max_pixels"] = args.max_pixels
+    return DocumentOptions(**kw)
+
+
+def print_notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"alphacut: note: {note}", file=sys.stderr)
+
+
 def plan_tasks(args: argparse.Namespace, fmt: str) -> list[Task]:
     """Expand the inputs (`inputs.expand`: the rules every entry point shares) and decide every
     output path; two inputs never share one, and none is an input."""
-    items = expand(args.inputs)
+    notes: list[str] = []
+    items = expand(args.inputs, documents=document_options(args), notes=notes)
+    print_notes(notes)
     many = len(items) > 1 or any(i.found for i in items)
     if args.output == "-" and many:
         raise UsageError("-o - (stdout) takes exactly one input")
@@ -235,15 +257,18 @@ def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
         return _run_beside(args, options)
     rich = sys.stderr.isatty() and not args.json and not args.no_progress
     reporter = RichReporter(0) if rich else Reporter(0, json_lines=args.json)
+    notes: list[str] = []
     try:
         summary = run_batch(args.inputs, args.output, options, resume=args.resume,
-                            engine_kwargs=engine_kwargs(args), reporter=reporter)
+                            engine_kwargs=engine_kwargs(args), reporter=reporter,
+                            documents=document_options(args), notes=notes)
     except AlphacutError as err:
         return _fail(err)
     except KeyboardInterrupt:
         print("alphacut: stopped", file=sys.stderr)
         return 130
     print_summary(summary)
+    print_notes(notes)
     return summary.exit_code
 
 
@@ -260,12 +285,17 @@ def _run_beside(args: argparse.Namespace, options: Options) -> int:
     failed = 0
     try:
         with JobEngine(args.model, **engine_kwargs(args)) as engine:
-            jobs = [None if t.item.problem else
-                    engine.submit(t.item.path, name=t.name, options=options, output=t.output,  # type: ignore[arg-type]
-                                  **({"clip": True} if _is_clip(t) else {}))
-                    for t in tasks]
-            for task, job in zip(tasks, jobs):
-                rec = _problem_record(task.item) if job is None else _job_record(engine.wait(job.id))
+            # a bounded window of submitted jobs: a PDF's parts are bytes read only when their
+            # turn comes, and the queue never overflows however many inputs there are
+            window = max(4, 2 * engine.workers * engine.slots)
+            inflight: collections.deque[tuple[Task, Any]] = collections.deque()
+
+            def report(task: Task, job: Any) -> None:
+                nonlocal failed
+                if isinstance(job, InputError):
+                    rec = {"input": task.name, "status": "failed", "output": None, "code": job.code, "reason": str(job)}
+                else:
+                    rec = _problem_record(task.item) if job is None else _job_record(engine.wait(job.id))
                 if args.json:
                     print(json.dumps(rec), flush=True)
                 elif rec["status"] == "done":
@@ -273,6 +303,20 @@ def _run_beside(args: argparse.Namespace, options: Options) -> int:
                 else:
                     print(f"alphacut: error: {rec['reason']}", file=sys.stderr)
                 failed += rec["status"] != "done"
+
+            for t in tasks:
+                if len(inflight) >= window:
+                    report(*inflight.popleft())
+                try:  # a PDF's part is read here (bytes); a file goes by its path
+                    src = t.item.read() if t.item.read is not None else t.item.path
+                    job: Any = None if t.item.problem else engine.submit(
+                        src, name=t.name, options=options, output=t.output,  # type: ignore[arg-type]
+                        **({"clip": True} if _is_clip(t) else {}))  # a video or animation: one job
+                except InputError as err:
+                    job = err
+                inflight.append((t, job))
+            while inflight:
+                report(*inflight.popleft())
     except KeyboardInterrupt:
         print("alphacut: stopped", file=sys.stderr)
         return 130
@@ -320,7 +364,7 @@ def run(args: argparse.Namespace) -> int:
     clip = _clip(args)
     if clip is not None:
         return _run_clip_or_first_frame(args, clip)
-    if args.format in ("apng", "frames") or (args.format and not by_name(args.format).writes("still")):
+    if args.format == "frames" or (args.format and not by_name(args.format).writes("still")):
         return _fail(UsageError(f"--format {args.format} writes animations and video; "
                                 f"{args.inputs[0] if len(args.inputs) == 1 else 'these inputs'} "
                                 "is not a video or an animation"))
@@ -431,6 +475,8 @@ def _source(item: Item) -> tuple[Readable, str | None]:
         return sys.stdin.buffer.read, item.name
     if item.archive is not None:
         return partial(_read_member, item.archive, item.member), item.name  # type: ignore[arg-type]
+    if item.read is not None:  # a PDF's photo or page
+        return item.read, item.name
     if item.path is None or not item.path.exists():
         raise InputNotFoundError("no such file", path=item.name)
     return item.path, None

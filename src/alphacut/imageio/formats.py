@@ -50,7 +50,7 @@ KINDS: tuple[Kind, ...] = ("still", "animation", "video", "document")
 SNIFF_BYTES = 64
 
 #: modules that register the formats alphacut ships, imported on the registry's first use
-BUILTIN_MODULES: list[str] = ["alphacut.imageio.stills", "alphacut.media.formats"]
+BUILTIN_MODULES: list[str] = ["alphacut.imageio.stills", "alphacut.imageio.pdf", "alphacut.media.formats"]
 
 #: the preferred output for each kind of input, when the user names none (a document's parts
 #: are stills); ``default_output`` falls back to the first format that writes the kind
@@ -136,16 +136,50 @@ class FrameEncoder(Protocol):
 @dataclass(frozen=True)
 class Part:
     """One image inside a document: ``key`` names it within the document (``p3-1``: page 3,
-    image 1), ``data`` is a still image's bytes, sniffed and decoded like any file."""
+    image 1); ``read()`` gives a still image's bytes, sniffed and decoded like any file. Read
+    when its turn comes, so a 500-page catalogue is never held in memory at once."""
 
     key: str
-    data: bytes
+    read: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
+class DocumentOptions:
+    """How a document becomes parts: its embedded raster ``images`` (the photos it holds) or its
+    ``pages`` rendered at ``dpi``; limits for the whole document and for each part."""
+
+    mode: Literal["images", "pages"] = "images"
+    dpi: int = 300
+    max_pages: int = 2000
+    max_parts: int = 10000
+    #: a part (image or rendered page) over this many pixels fails alone (too-large); the
+    #: decoder's own limit (decode.DEFAULT_MAX_PIXELS, which imports this module)
+    max_pixels: int = 260_000_000
+    #: images smaller than this on either side are decoration (bullets, rules), not photos
+    min_side: int = 32
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("images", "pages"):
+            raise UsageError(f"--pdf must be 'images' or 'pages', not {self.mode!r}")
+        if not 18 <= self.dpi <= 2400:
+            raise UsageError(f"--pdf-dpi must be between 18 and 2400, not {self.dpi}")
+        if self.max_pages < 1:
+            raise UsageError("--pdf-max-pages must be at least 1")
+
+
+@dataclass
+class Exploded:
+    """A document's parts in order, and notes on what was skipped (a page without a photo)."""
+
+    parts: list[Part]
+    notes: list[str]
 
 
 class Exploder(Protocol):
-    """Seam for documents (PDF): one input → its parts, in order."""
+    """Seam for documents (PDF): one input → its parts (read lazily) and notes. Raises an
+    InputError for a document that cannot be used at all (encrypted, broken, too many pages)."""
 
-    def __call__(self, source: Path, *, name: str) -> Iterator[Part]: ...
+    def __call__(self, source: Path, *, name: str, options: DocumentOptions) -> Exploded: ...
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import AlphacutError, QueueFullError
-from ..imageio.formats import by_name
+from ..errors import AlphacutError, InputError, QueueFullError
+from ..imageio.formats import DocumentOptions, by_name
 from .manifest import Manifest, manifest_path, read_manifest, record
 from .plan import BatchItem, plan_batch
 from .protocol import Engine
@@ -125,6 +125,8 @@ def run_batch(
     reporter: BatchProgress | None = None,
     stop: threading.Event | None = None,
     handle_sigint: bool = True,
+    documents: DocumentOptions | None = None,
+    notes: list[str] | None = None,
 ) -> BatchSummary:
     """Run a whole batch through the job engine; see the module docstring for the rules."""
     from .engine import JobEngine
@@ -135,7 +137,7 @@ def run_batch(
     mpath = manifest_path(output)
     previous = read_manifest(mpath) if resume else {}
     items = plan_batch(inputs, output, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")},
-                       ext_for=clip_ending(options.format, ext))
+                       documents=documents, notes=notes, ext_for=clip_ending(options.format, ext))
 
     sink = open_sink(output, fresh=not resume)
     manifest = Manifest(mpath, fresh=not resume)
@@ -198,6 +200,8 @@ def run_batch(
                     if inp.archive is not None:
                         zf = open_zips.get(inp.archive) or open_zips.setdefault(inp.archive, zipfile.ZipFile(inp.archive))
                         src: Any = zf.read(inp.member)  # type: ignore[arg-type]
+                    elif inp.read is not None:  # a PDF's photo or page, read when its turn comes
+                        src = inp.read()
                     else:
                         src = inp.path
                     target = sink.target(item)
@@ -207,6 +211,10 @@ def run_batch(
                         job = engine.submit(src, name=inp.name, options=options, output=target)
                 except QueueFullError:
                     break
+                except InputError as err:  # a part that cannot be read (over the pixel limit, damaged)
+                    pending.pop()
+                    finish(item, record(item, "failed", code=err.code, reason=str(err)))
+                    continue
                 except (OSError, zipfile.BadZipFile, RuntimeError) as exc:
                     pending.pop()
                     finish(item, record(item, "failed", code="input", reason=f"{inp.name}: cannot read ({exc})"))

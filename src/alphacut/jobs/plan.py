@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..errors import UsageError
 from ..fsutil import same_file
+from ..imageio.formats import DocumentOptions
 from ..inputs import Item, distinct_outputs, expand, mirror
 
 
@@ -21,7 +22,8 @@ class BatchItem:
 
 
 
-def plan_batch(inputs: list[str], output: Path, ext: str, keep: dict[str, str] | None = None,
+def plan_batch(inputs: list[str], output: Path, ext: str, keep: dict[str, str] | None = None, *,
+               documents: DocumentOptions | None = None, notes: list[str] | None = None,
                ext_for: Callable[[Item], str] | None = None) -> list[BatchItem]:
     """The batch's inputs (expanded by `inputs.expand`, the rules every entry point shares),
     each with its distinct output name under the output folder or ZIP.
@@ -29,7 +31,7 @@ def plan_batch(inputs: list[str], output: Path, ext: str, keep: dict[str, str] |
     ``keep``: names decided by an earlier run of this batch, by source id (``--resume``).
     """
     to_zip = output.suffix.lower() == ".zip"
-    found = expand(inputs, exclude=None if to_zip else output)
+    found = expand(inputs, exclude=None if to_zip else output, documents=documents, notes=notes)
     if to_zip:  # never read the archive being written
         found = [i for i in found if not (i.path is not None and same_file(i.path, output))]
     if not found:

@@ -49,7 +49,7 @@ def provider_chain(preferred: Sequence[str] | None = None) -> list[str]:
 
     Unknown names in ``preferred`` are dropped (they cannot run here); CPU is always appended.
     """
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     available = [p for p in ort.get_available_providers() if p not in SKIP]
     if preferred is not None:
@@ -57,7 +57,24 @@ def provider_chain(preferred: Sequence[str] | None = None) -> list[str]:
     else:
         rank = {name: i for i, name in enumerate(PREFERENCE)}
         chain = sorted((p for p in available if p != CPU), key=lambda p: rank.get(p, len(rank)))
+        if "TensorrtExecutionProvider" in chain:
+            from .gpu import tensorrt_loadable
+
+            if not tensorrt_loadable():  # onnxruntime-gpu lists it even without TensorRT installed
+                chain.remove("TensorrtExecutionProvider")
     return chain + [CPU]
+
+
+def import_onnxruntime() -> Any:
+    """``onnxruntime``, or a ModelError that says how to install one build (models/runtime.py)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        from ..errors import ModelError
+        from .runtime import INSTALL_HINT
+
+        raise ModelError(f"{INSTALL_HINT} ({exc})") from None
+    return ort
 
 
 def physical_cores() -> int:
@@ -116,6 +133,10 @@ class ModelSession:
         #: the file the current ORT session was built from
         self.loaded_path = self.path
         self._drop_unavailable()
+        if any(provider_name(e) == "CUDAExecutionProvider" for e in self._chain):
+            from .gpu import prepare_cuda
+
+            prepare_cuda()  # CUDA/cuDNN from NVIDIA's pip wheels, before ORT looks for them
         self._build()
 
     def _drop_unavailable(self) -> None:

@@ -22,6 +22,7 @@ from ..errors import AlphacutError
 from .errors import ApiError, from_alphacut
 from .security import SecurityMiddleware, SecurityPolicy
 from .state import ServerSettings, ServerState
+from .tokens import install_redaction, remove_redaction
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 HTTP_CODES = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "too-large"}
@@ -45,19 +46,24 @@ def create_app(settings: ServerSettings | None = None, policy: SecurityPolicy | 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # uvicorn has configured its loggers by now: from here on no token reaches a log line
+        redaction = install_redaction((policy.token,))
         state.start()
         try:
             yield
         finally:
             state.close()
+            remove_redaction(redaction)
 
     app = FastAPI(
         title="alphacut local API",
         version=__version__,
         description=(
-            "The local web app's API. Every request needs the per-launch token (cookie set by the "
-            "link `alphacut serve` prints, or `Authorization: Bearer <token>`); state-changing "
-            "requests from a browser must be same-origin. Live progress: `GET /api/events` (SSE)."
+            "The local web app's API. Every request needs the server's token: the cookie set by the "
+            "link `alphacut serve` prints, or, on any /api/ path, `Authorization: Bearer <token>`, "
+            "`X-Api-Key: <token>` or `?token=<token>`. State-changing requests from a browser must be "
+            "same-origin. Live progress: `GET /api/events` (SSE). With `--rembg-api`, rembg's "
+            "`/api/remove` too (docs/rembg-api.md)."
         ),
         docs_url=None,
         redoc_url=None,
@@ -98,6 +104,10 @@ def create_app(settings: ServerSettings | None = None, policy: SecurityPolicy | 
     app.include_router(routes_jobs.router)
     app.include_router(routes_models.router)
     app.include_router(routes_system.router)
+    if settings.rembg_api:
+        from . import routes_rembg
+
+        app.include_router(routes_rembg.router)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -133,10 +133,9 @@ def create_job(
     if state.closing:
         raise ApiError(503, "shutting-down", "the server is shutting down", retry_after=s.retry_after_s)
     name = _clean_name(file.filename)
-    job_key = secrets.token_hex(8)
-    path = state.uploads_dir / f"{job_key}.upload"
-    size = 0
+    path = state.uploads_dir / f"{secrets.token_hex(8)}.upload"
     try:
+        size = 0
         with path.open("wb") as out:
             while chunk := file.file.read(_CHUNK):
                 size += len(chunk)
@@ -147,12 +146,27 @@ def create_job(
         with path.open("rb") as fh:
             head = fh.read(SNIFF_BYTES)
         try:
-            fmt = sniff(head, name=name).name
+            fmt = sniff(head, name=name)
         except AlphacutError as err:
             raise ApiError(415 if err.code == "unsupported-format" else 422, err.code, err.reason) from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if fmt.kind == "document":  # a PDF: one job per photo (server/documents.py)
+        from .documents import queue_document
+
+        return queue_document(state, path, name, fmt, model=model, quality=quality, decontaminate=decontaminate)
+    return queue_file(state, path, name, size, fmt.name, model=model, quality=quality, decontaminate=decontaminate)
+
+
+def queue_file(state: ServerState, path: Path, name: str, size: int, fmt: str, *, model: str | None,
+               quality: str, decontaminate: bool) -> dict[str, Any]:
+    """An upload saved at ``path`` (its format sniffed) → a queued job (the file is removed if not)."""
+    s = state.settings
+    try:
         width, height = _dimensions(path, name, s.max_pixels)
         try:
-            opts = Options(model=model or s.model, quality=quality, decontaminate=decontaminate,
+            opts = Options(model=model or s.model, quality=quality, decontaminate=decontaminate,  # type: ignore[arg-type]
                            max_pixels=s.max_pixels)
             from ..models.catalog import get_spec
 

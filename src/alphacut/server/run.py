@@ -121,7 +121,8 @@ def serve(host: str = "127.0.0.1", port: int = 0, open_browser: bool = True, *,
     policy = app.state.policy
     policy.port = bound_port
     url = policy.url()
-    config = make_config(app, settings, log_level=log_level, timeout_graceful_shutdown=2)
+    config = make_config(app, settings, log_level=log_level, timeout_graceful_shutdown=2,
+                         access_log=log_level in ("info", "debug", "trace"))  # tokens redacted: tokens.py
     server = make_server(config, app)
     if server_hook is not None:  # tests (and embedders) get the server to stop it
         server_hook(server)
@@ -132,7 +133,12 @@ def serve(host: str = "127.0.0.1", port: int = 0, open_browser: bool = True, *,
         while not server.started and not server.should_exit:
             time.sleep(0.05)
         if server.started:
-            print_fn(f"alphacut is running at {url}")
+            if settings.token:  # a stable token: the user has it; never print it (stdout is a container's log)
+                print_fn(f"alphacut is running at {url.split('?token=')[0]} (token: the one you set)")
+            else:
+                print_fn(f"alphacut is running at {url}")
+            if settings.rembg_api:
+                print_fn(f"  rembg-compatible API: {url.split('?token=')[0]}api/remove")
             if not is_loopback(host):
                 print_fn(f"  listening on {host}:{bound_port} (remote access on: keep this link secret)")
             print_fn("  press Ctrl+C to stop; temporary files are removed on exit")

@@ -6,14 +6,18 @@ OpenAPI document) is reachable without passing it. Checks run in this order:
 1. **Host** must be a name or address this server bound (or an IP literal when it was
    explicitly opened to the network). A DNS-rebinding page has a *name* of its own in Host,
    so it is refused before it learns anything.
-2. **Token**: a random secret per launch. It arrives once in the URL the CLI opens
-   (``/?token=...``); the server answers with a redirect that drops it from the address bar and
-   sets it as an HttpOnly, SameSite=Strict cookie. API clients may send
-   ``Authorization: Bearer <token>`` instead. Compared in constant time.
+2. **Token**: a random secret per launch (or a stable one for integrations: ``tokens.py``).
+   It arrives once in the URL the CLI opens (``/?token=...``); the server answers with a
+   redirect that drops it from the address bar and sets it as an HttpOnly, SameSite=Strict
+   cookie. API clients (every path under ``/api/``, any method) send it instead as
+   ``Authorization: Bearer <token>``, ``X-Api-Key: <token>`` or ``?token=<token>``: accepted
+   as it is, no redirect, no cookie (rembg's integrations can add one of the three and nothing
+   else). Compared in constant time; a wrong one is 401 whichever way it came.
 3. **Origin**: a state-changing request (anything but GET/HEAD) authenticated by the cookie must
    carry an Origin equal to this server's own origin (cross-site requests, CSRF). A request
-   that authenticates with the Bearer header cannot be forged by another page (it would need a
-   CORS preflight, which this server never grants), so Origin is then checked only when sent.
+   that carries the token itself (header or query) cannot be forged by another page (it would
+   have to know the secret; custom headers also need a CORS preflight, which this server never
+   grants: no CORS headers at all), so Origin is then checked only when sent.
 4. **Body size**: a request body over the limit is refused (by Content-Length up front, or
    counted as it streams) with 413.
 5. **Body pace**: a body that stalls (no bytes for ``body_idle_timeout_s``) or trickles (slower
@@ -198,11 +202,20 @@ class SecurityMiddleware:
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             bearer = auth[7:].strip()
+        api_key = headers.get("x-api-key")
 
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         qtoken = next((v for k, v in query if k == "token"), None)
+        is_api = path.startswith("/api/")
 
-        if qtoken is not None and method in SAFE_METHODS:
+        # the token carried by the request itself (not the browser's cookie): every one given must be right
+        carried = [t for t in (bearer, api_key, qtoken if is_api else None) if t is not None]
+        if carried and not all(p.token_ok(t) for t in carried):
+            await _json(send, 401, "unauthorized", "wrong token")
+            return
+        authed_by_header = bool(carried)
+
+        if qtoken is not None and not is_api and method in SAFE_METHODS:
             if p.token_ok(qtoken):
                 # trade the token in the URL for a cookie, and drop it from the address bar
                 rest = urlencode([(k, v) for k, v in query if k != "token"])
@@ -216,21 +229,17 @@ class SecurityMiddleware:
             return
 
         authed_by_cookie = p.token_ok(cookie_token)
-        authed_by_bearer = p.token_ok(bearer)
-        if bearer is not None and not authed_by_bearer:
-            await _json(send, 401, "unauthorized", "wrong token")
-            return
-        if not (authed_by_cookie or authed_by_bearer) and path not in p.public_paths:
+        if not (authed_by_cookie or authed_by_header) and path not in p.public_paths:
             if method in SAFE_METHODS and "text/html" in headers.get("accept", "") and not path.startswith("/api/"):
                 await _send(send, 401, LOCKED_PAGE, [(b"content-type", b"text/html; charset=utf-8")])
             else:
                 await _json(send, 401, "unauthorized", "a token is needed: open the link printed by `alphacut serve`, "
-                            "or send Authorization: Bearer <token>")
+                            "or send Authorization: Bearer <token>, X-Api-Key: <token> or ?token=<token>")
             return
 
         if method not in SAFE_METHODS:
             origin = headers.get("origin")
-            if origin is not None or not authed_by_bearer:
+            if origin is not None or not authed_by_header:
                 if not origin or not self._same_origin(origin, headers.get("host", "")):
                     await _json(send, 403, "cross-origin", "cross-site requests are refused")
                     return

@@ -60,6 +60,12 @@ class ServerSettings:
     #: builds the engine for a model on its first use; None: a ``JobEngine`` (isolated worker
     #: processes) with the model from ``models_home`` and its artifacts in the work dir
     engine_factory: EngineFactory | None = None
+    #: rembg's routes (``POST/GET /api/remove``: routes_rembg.py)
+    rembg_api: bool = False
+    #: ``GET /api/remove?url=`` may fetch public http(s) URLs (fetch_url.py); off: 403
+    rembg_fetch_urls: bool = False
+    #: the rembg API may run non-commercial models (``bria-rmbg``, ``rmbg-*``)
+    accept_license: bool = False
 
 
 class EnginePool:
@@ -298,6 +304,11 @@ class ServerState:
         self.pulls: dict[str, dict[str, Any]] = {}
         self.last_provider: str | None = None
         self.provider_warnings: list[str] = []
+        #: rembg API results pass through here and are deleted once sent; their jobs are not the
+        #: web app's, so their events are not published
+        self.rembg_dir = self.work_dir / "rembg"
+        #: ``fetch_url.UrlFetcher`` for ``GET /api/remove?url=`` (None: the default policy)
+        self.url_fetcher: Any = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -335,7 +346,7 @@ class ServerState:
             if self._own_dir:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
             else:
-                for d in (self.uploads_dir, self.artifacts_dir, self.exports_dir):
+                for d in (self.uploads_dir, self.artifacts_dir, self.exports_dir, self.rembg_dir):
                     shutil.rmtree(d, ignore_errors=True)
 
     # --- jobs -------------------------------------------------------------------------------
@@ -375,6 +386,8 @@ class ServerState:
             for w in job.warnings:
                 if w not in self.provider_warnings:
                     self.provider_warnings.append(w)
+        if job.output_path and job.output_path.startswith(str(self.rembg_dir)):
+            return  # a rembg API request's job: not in the web app's queue
         up = self.uploads.get(job_id)
         if up is not None:
             up.last_used = time.time()

@@ -175,6 +175,7 @@ async function upload(item) {
     renderItem(item);
     try {
       const job = await uploadImage(item.file, { model: app.model, quality: app.quality });
+      if (job.jobs) { expandDocument(item, job); return; }
       item.jobId = job.id;
       app.byJob.set(job.id, item);
       applyJob(item, job);
@@ -196,6 +197,32 @@ async function upload(item) {
       return;
     }
   }
+}
+
+// A PDF comes back as a group: one job per photo it holds. Its queue entry becomes one entry
+// per photo (named catalogue.p3-1.jpg …, grouped under the PDF's name), plus one for each part
+// that could not be queued; the notes (pages without a photo) go on the first.
+function expandDocument(item, doc) {
+  const made = doc.jobs.map((job) => {
+    const it = { key: `k${++keySeq}`, name: job.name, group: doc.document, stage: job.stage, progress: 0, error: null, jobId: job.id };
+    app.byJob.set(job.id, it);
+    return it;
+  });
+  const failed = doc.failed.map((f) => ({ key: `k${++keySeq}`, name: f.name, group: doc.document, stage: 'rejected',
+    progress: 0, error: plainError(f.code, f.reason), jobId: null }));
+  const all = made.concat(failed);
+  if (all.length && doc.notes.length) all[0].note = doc.notes.join(' ');
+  const at = app.items.indexOf(item);
+  app.items.splice(at, 1, ...all);
+  const wasSelected = app.selected === item.key;
+  renderQueue();
+  doc.jobs.forEach((job, i) => {
+    applyJob(made[i], job);
+    const early = (app.pendingJobEvents || []).filter((j) => j.id === job.id);
+    app.pendingJobEvents = (app.pendingJobEvents || []).filter((j) => j.id !== job.id);
+    if (early.length) applyJob(made[i], early[early.length - 1]);
+  });
+  if (wasSelected && all.length) showItem(all[0]);
 }
 
 function applyJob(item, job) {
@@ -254,6 +281,7 @@ function buildItem(item) {
   const src = item.stage === 'done' && item.jobId ? `/api/jobs/${item.jobId}/preview/original.png` : item.thumb;
   if (src) { const img = el('img'); img.alt = ''; img.src = src; img.loading = 'lazy'; thumb.append(img); }
   const body = el('div', 'qbody');
+  if (item.group) body.append(el('div', 'qgroup muted', item.group));
   body.append(el('div', 'qname', item.name));
   const st = el('div', `qstatus ${item.stage === 'done' ? 'done' : (item.stage === 'failed' || item.stage === 'rejected') ? 'failed' : ''}`, stageLabel(item));
   if (item.stage === 'done' && item.edits && item.edits.steps) st.append(el('span', 'muted', '· edited'));
@@ -266,6 +294,7 @@ function buildItem(item) {
     body.append(bar);
   }
   if (item.error) body.append(el('div', 'qerror', item.error));
+  if (item.note) body.append(el('div', 'qnote muted', item.note));
   const x = el('button', 'qx', ACTIVE.has(item.stage) && item.jobId ? 'Cancel' : '✕');
   x.type = 'button';
   x.title = ACTIVE.has(item.stage) ? 'Cancel' : 'Remove from the list';
