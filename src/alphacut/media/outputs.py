@@ -13,7 +13,8 @@ output                        codec, pixels                   alpha read back
                               yuva444p10le
 ``.mov --video-codec png``    PNG, rgba                       exact (RGBA)
 ``.mov --video-codec qtrle``  QuickTime Animation, argb       exact (RGBA)
-``.mp4`` (needs a bg)         H.264 (libx264), yuv420p        no alpha; colour mean |err| ≤ 4
+``.mp4`` (needs a bg)         H.264 (libx264), yuv420p        no alpha; luma mean |err| ≤ 4,
+                                                              99.5th pct ≤ 40
 ``.webp`` (animation default) animated WebP, lossless, exact  exact (RGBA)
 ``.png`` / ``.apng``          APNG                            exact (RGBA)
 ``.gif``                      GIF, 1-bit alpha (≥ 50 % kept)  exact on the 1-bit alpha (colours:

@@ -50,12 +50,15 @@ def _digest(pixels: np.ndarray) -> bytes:
 
 
 def _checked_plane(pixels: np.ndarray, content: str) -> np.ndarray:
-    """The plane the tolerance applies to: alpha for a cutout, grey for a mask, RGB for a composite."""
+    """The plane the tolerance applies to: alpha for a cutout, grey for a mask, luma for a composite."""
     if content == "rgba":
         return pixels[:, :, 3]
     if content == "mask":
         return pixels if pixels.ndim == 2 else pixels[:, :, 1]
-    return pixels[:, :, :3]
+    # a composite: its luma (BT.709 weights). 4:2:0 video halves the colour resolution, so a
+    # saturated edge moves tens of levels in R, G or B by design; the picture is in the luma
+    rgb = pixels[:, :, :3].astype(np.float32)
+    return np.rint(rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)).astype(np.uint8)
 
 
 def _thumb(plane: np.ndarray) -> np.ndarray:
