@@ -184,12 +184,31 @@ class _Delayed:
         return res
 
 
+class _Indexed(_Delayed):
+    """The same stage, giving ``(index, matte)`` pairs back (as matte.temporal does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n_in = self.n_out = 0
+
+    def push(self, frame_rgb: np.ndarray, matte: np.ndarray) -> list:
+        return self._index(super().push(frame_rgb, matte))
+
+    def flush(self) -> list:
+        return self._index(super().flush())
+
+    def _index(self, mattes: list) -> list:
+        out = [(self.n_out + i, m) for i, m in enumerate(mattes)]
+        self.n_out += len(mattes)
+        return out
+
+
 def test_a_delaying_temporal_stage_keeps_every_frame_in_order(u2netp, clip: Path, tmp_path: Path) -> None:
     plain = [r.matte.copy() for _, r in u2netp.video_frames(clip)]
     stab = [(f.index, r.matte) for f, r in u2netp.video_frames(clip, stabiliser=_Delayed())]
     assert [i for i, _ in stab] == list(range(6))
     assert np.allclose(stab[3][1], (plain[3] + plain[2]) / 2, atol=1e-6)
-    res = u2netp.remove_video(clip, tmp_path / "s.webm", stabiliser=_Delayed())
+    res = u2netp.remove_video(clip, tmp_path / "s.webm", stabiliser=_Indexed())
     assert res.frames == 6
 
 

@@ -37,7 +37,7 @@ from .frames_out import FramesSink
 from .limits import DEFAULT_LIMITS, MediaLimits
 from .outputs import OutputPlan, default_output, output_format, plan_output
 from .sniff import clip_kind
-from .stabilise import Stabiliser, default_stabiliser
+from .stabilise import Stabiliser, default_stabiliser, unpack
 from .verify import Ledger, verify_clip
 from .video_in import VideoSource
 
@@ -150,15 +150,15 @@ def cutouts(stages: Stages, source: Source, options: Options, *, stabiliser: Sta
                 raise CancelledError("cancelled", path=name)
             cutout = stages.finish(inf)  # type: ignore[arg-type]
             waiting.append((frame, cutout))
-            for matte in stab.push(frame.rgb, cutout.matte):
+            for ready in stab.push(frame.rgb, cutout.matte):
                 f, c = waiting.popleft()
-                c.matte = matte
+                c.matte = unpack(ready, f.index)
                 yield f, c
         if cancel is not None and cancel.is_set():
             raise CancelledError("cancelled", path=name)
-        for matte in stab.flush():
+        for ready in stab.flush():
             f, c = waiting.popleft()
-            c.matte = matte
+            c.matte = unpack(ready, f.index)
             yield f, c
         if waiting:
             raise RuntimeError(f"the temporal stage gave back {len(waiting)} matte(s) too few")

@@ -2,7 +2,9 @@
 stabilised mattes out, in the same order, possibly a few frames later.
 
 ``push`` takes one frame's upright RGB and its full-resolution float matte and returns the
-mattes that are ready (none while a stage looks ahead, several when it catches up);
+mattes that are ready (none while a stage looks ahead, several when it catches up), each
+either a matte or an ``(index, matte)`` pair (the frame's index in the clip, from 0: the loop
+then checks the order);
 ``flush`` returns the rest at the end of the clip. The loop pairs them with its frames in
 order, so a stage's delay is its own business; its state must stay bounded (the loop holds
 only the frames a stage has not given back yet).
@@ -15,10 +17,13 @@ from typing import Callable, Protocol
 import numpy as np
 
 
-class Stabiliser(Protocol):
-    def push(self, frame_rgb: np.ndarray, matte: np.ndarray) -> list[np.ndarray]: ...
+Ready = np.ndarray | tuple[int, np.ndarray]
 
-    def flush(self) -> list[np.ndarray]: ...
+
+class Stabiliser(Protocol):
+    def push(self, frame_rgb: np.ndarray, matte: np.ndarray) -> list[Ready]: ...
+
+    def flush(self) -> list[Ready]: ...
 
 
 class Independent:
@@ -32,9 +37,24 @@ class Independent:
 
 
 def default_stabiliser() -> Stabiliser:
-    """The temporal stage the loop runs unless told otherwise (none is built in yet: each
-    frame keeps its own matte)."""
-    return Independent()
+    """The temporal stage the loop runs unless told otherwise, one per clip: the
+    motion-compensated ``matte.temporal.MatteStabilizer`` where this build has it, else
+    ``Independent`` (every frame keeps its own matte)."""
+    try:
+        from ..matte.temporal import MatteStabilizer  # type: ignore[import-not-found]
+    except ImportError:
+        return Independent()
+    return MatteStabilizer()  # type: ignore[no-any-return]
+
+
+def unpack(ready: Ready, expected: int) -> np.ndarray:
+    """The matte of one item a stage gave back, checked to be frame ``expected``'s."""
+    if isinstance(ready, tuple):
+        index, matte = ready
+        if index != expected:
+            raise RuntimeError(f"the temporal stage gave back frame {index + 1} where frame {expected + 1} was due")
+        return matte
+    return ready
 
 
 StabiliserFactory = Callable[[], Stabiliser]
