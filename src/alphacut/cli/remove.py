@@ -74,7 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "A video becomes NAME.cutout.webm (VP9 with alpha), an animation NAME.cutout.webp; "
                              "-o picks another by its ending: .mov (ProRes 4444 with alpha), .mp4 (H.264: needs "
                              "--bg, --bg-image or --bg-blur), .webm, .webp, .png (APNG), .gif (1-bit alpha), "
-                             ".zip or --format frames (PNG frames). Audio is carried into video outputs.")
+                             "or --format frames (PNG frames in a folder, or a ZIP with -o OUT.zip). Audio is carried "
+                             "into video outputs.")
     v.add_argument("--video-codec", choices=["prores", "png", "qtrle"], default=None,
                    help=".mov: ProRes 4444 (default), or lossless PNG / QuickTime Animation")
     v.add_argument("--first-frame", action="store_true",
@@ -351,8 +352,11 @@ def _fail(err: AlphacutError) -> int:
 
 
 def _clip(args: argparse.Namespace) -> Path | None:
-    """The one input, when it is a video or an animation to cut out frame by frame."""
-    if _is_batch(args) or len(args.inputs) != 1 or args.inputs[0] == "-" or args.output == "-":
+    """The one input, when it is a video or an animation to cut out frame by frame (-o OUT.zip
+    is a batch's ZIP unless --format frames asks for the clip's PNG frames in it)."""
+    if len(args.inputs) != 1 or args.inputs[0] == "-" or args.output == "-":
+        return None
+    if _is_batch(args) and not (args.format == "frames" and args.output and args.output.lower().endswith(".zip")):
         return None
     from ..media.sniff import clip_kind
 
@@ -421,10 +425,14 @@ def _run_clip_or_first_frame(args: argparse.Namespace, clip: Path) -> int:
         options = options_from_args(args, _format_for(args) if first else "png")
         if not first:  # refuse what cannot work (MP4 without a background) before the model loads
             from ..media.loop import plan_clip
+            from ..media.outputs import EXTENSION, output_format
             from ..media.sniff import clip_kind
 
-            plan_clip(clip, args.output, clip_kind(clip) or "video", options, format=args.format,
-                      video_codec=args.video_codec)
+            kind = clip_kind(clip) or "video"
+            if args.output and Path(args.output).is_dir() and args.format != "frames":
+                # -o FOLDER: the clip's name with its output's ending, as a still's would be
+                args.output = str(Path(args.output) / (clip.stem + EXTENSION[output_format(None, args.format, kind)]))
+            plan_clip(clip, args.output, kind, options, format=args.format, video_codec=args.video_codec)
     except AlphacutError as err:
         if args.json:
             print(json.dumps({"input": str(clip), "status": "failed", "code": err.code, "reason": str(err)}))
