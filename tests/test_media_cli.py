@@ -48,3 +48,18 @@ def test_a_video_format_for_a_still_is_refused(tmp_path: Path) -> None:
     Image.new("RGB", (20, 20)).save(still)
     proc = alphacut("remove", str(still), "--format", "webm")
     assert proc.returncode == 2 and "is not a video or an animation" in proc.stderr.decode()
+
+
+def test_output_folder_and_frames_zip(tmp_path: Path) -> None:
+    import zipfile
+
+    clip = write_video(tmp_path / "clip.mp4", 3, audio=None)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = alphacut("remove", str(clip), "--model", "u2netp", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (out / "clip.webm").is_file()
+    proc = alphacut("remove", str(clip), "--model", "u2netp", "--format", "frames", "-o", str(tmp_path / "f.zip"))
+    assert proc.returncode == 0, proc.stderr.decode()
+    with zipfile.ZipFile(tmp_path / "f.zip") as zf:
+        assert sum(n.endswith(".png") for n in zf.namelist()) == 3
