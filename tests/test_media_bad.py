@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alphacut.errors import CorruptImageError, ImageTooLargeError, InputError, TruncatedImageError, UnsupportedFormatError
+from alphacut.errors import CorruptImageError, ImageTooLargeError, InputError, UnsupportedFormatError
 from alphacut.media import MediaLimits, open_clip
 from alphacut.media.video_in import VideoSource
 from support.clips import write_animation, write_video
@@ -32,8 +32,6 @@ def test_missing_moov_is_refused(tmp_path: Path) -> None:
 
 
 def test_truncated_clip_is_refused(tmp_path: Path) -> None:
-    import av
-
     src = write_video(tmp_path / "c.mkv", 24, codec="libx264", audio=None)
     data = src.read_bytes()
     cut = tmp_path / "cut.mkv"
@@ -41,7 +39,6 @@ def test_truncated_clip_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         _frames(VideoSource(cut, name="cut.mkv"))
     assert "cut.mkv" in str(err.value) and "truncated" in str(err.value)
-    del av
 
 
 def test_audio_only_is_refused(tmp_path: Path) -> None:
