@@ -162,6 +162,13 @@ def test_iterator_streams_frames_and_results(u2netp, clip: Path) -> None:
     assert seen == [(i, (120, 160)) for i in range(6)]
 
 
+def test_the_temporal_stage_is_the_default(clip: Path) -> None:
+    from alphacut.matte.temporal import MatteStabilizer
+    from alphacut.media.stabilise import default_stabiliser
+
+    assert isinstance(default_stabiliser(), MatteStabilizer)
+
+
 class _Delayed:
     """A temporal stage that holds two frames back and averages each matte with the last."""
 
@@ -204,7 +211,9 @@ class _Indexed(_Delayed):
 
 
 def test_a_delaying_temporal_stage_keeps_every_frame_in_order(u2netp, clip: Path, tmp_path: Path) -> None:
-    plain = [r.matte.copy() for _, r in u2netp.video_frames(clip)]
+    from alphacut.media.stabilise import Independent
+
+    plain = [r.matte.copy() for _, r in u2netp.video_frames(clip, stabiliser=Independent())]
     stab = [(f.index, r.matte) for f, r in u2netp.video_frames(clip, stabiliser=_Delayed())]
     assert [i for i, _ in stab] == list(range(6))
     assert np.allclose(stab[3][1], (plain[3] + plain[2]) / 2, atol=1e-6)

@@ -13,16 +13,35 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["map_pieces", "worker_threads"]
+__all__ = ["map_pieces", "use_threads", "worker_threads"]
 
 P = TypeVar("P")
 
 
+#: threads for piecewise work in this process, when set (``use_threads``): the job engine's
+#: workers size it by measurement, beside ONNX Runtime's own threads
+_budget: int | None = None
+
+
+def use_threads(n: int | None) -> None:
+    """Run piecewise work (tiles, the PNG writer's strips) on ``n`` threads from now on; None:
+    every core.
+
+    A pipelined worker finishes one image while the model runs on the next; giving its
+    full-resolution work every core as well would put twice as many busy threads as cores on
+    the machine (``jobs/layout.py`` picks ``n``)."""
+    global _budget
+    _budget = None if n is None else max(1, int(n))
+
+
 def worker_threads() -> int:
-    """Threads for piecewise work: the cores this process may use (``ALPHACUT_TILE_THREADS`` overrides)."""
+    """Threads for piecewise work: ``ALPHACUT_TILE_THREADS``, else the budget set by
+    ``use_threads``, else the cores this process may use."""
     env = os.environ.get("ALPHACUT_TILE_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
+    if _budget is not None:
+        return _budget
     try:
         return max(1, min(8, len(os.sched_getaffinity(0))))
     except AttributeError:  # not Linux

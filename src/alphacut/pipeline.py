@@ -24,7 +24,8 @@ from .imageio.formats import by_name
 from .imageio.verify import verify_encoded
 from .matte.decontaminate import CONFIDENCE_POWER, REFINED_CONFIDENCE_POWER, estimate_foreground
 from .matte.decide import decide_mattes
-from .matte.predict import Runner, predict_matte
+from .matte.fused import fuses, upsample_and_decontaminate
+from .matte.predict import Runner, model_view, predict_matte
 from .matte.upsample import to_unit_float, upsample_matte
 from .models.catalog import ModelSpec
 from .options import Options
@@ -110,9 +111,15 @@ def infer(
 
     def run_models(rgb: np.ndarray) -> np.ndarray:
         small = plan_inference_image(rgb)
-        coarse = predict_matte(session, small, spec)
+        seen = model_view(small, spec)  # the model's own view, resized once
+        coarse = predict_matte(session, seen, spec)
         if second is not None:  # decided where the models are: at the chosen model's resolution
-            coarse = decide_mattes(coarse, predict_matte(second[0], small, second[1]), small)
+            # the photo's edges at the matte's size: the model's view when it holds the very
+            # pixels decide would make (8-bit, area-averaged or as it is), else the photo
+            area = seen.shape[0] < small.shape[0] or seen.shape[1] < small.shape[1]
+            same = seen.shape[:2] == coarse.shape and small.dtype == np.uint8 and (area or seen is small)
+            edges = seen if same else small
+            coarse = decide_mattes(coarse, predict_matte(second[0], small, second[1]), edges)
         return coarse
 
     on_stage("inferring", 0.0)
@@ -145,6 +152,18 @@ def finish(inferred: Inferred, *, on_stage: StageCallback = _noop) -> Cutout:
     timings = dict(inferred.timings)
 
     on_stage("refining", 0.0)
+    if (inferred.crop is None and options.quality != "best" and picture.alpha is None
+            and options.decontaminate and fuses(picture.rgb.shape)):
+        # a large photo's upsampling and decontamination in one full-resolution pass (the
+        # same matte; the colour within a stated tolerance: matte/fused.py)
+        t = time.perf_counter()
+        power = CONFIDENCE_POWER
+        matte, foreground = upsample_and_decontaminate(inferred.coarse, picture.rgb, confidence_power=power)
+        timings["upsample+decontaminate"] = time.perf_counter() - t
+        if matte.size > RELEASE_ORIGINAL_PIXELS:
+            picture = replace(picture, rgb=foreground)  # as below: keep one of the two
+        on_stage("refining", 1.0)
+        return Cutout(picture, matte, foreground, options, warnings=list(inferred.warnings), timings=timings)
     t = time.perf_counter()
     matte = upsample_matte(inferred.coarse, picture.rgb)
     if inferred.crop is not None:

@@ -23,6 +23,7 @@ from ..fsutil import atomic_write, same_file
 from ..imageio.formats import DocumentOptions, by_extension, by_name, names, output_formats
 from ..inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
 from ..models.catalog import CATALOG, DEFAULT_MODEL
+from ..objstore import is_uri
 from ..pipeline import Options
 from ..steps import Readable
 
@@ -32,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "remove",
         help="cut the background out of images",
         description="Cut the background out of images. INPUT is a file, a folder (recursive), a quoted "
-                    "glob (\"shots/*.jpg\", ** recurses), a ZIP, or - (stdin).",
+                    "glob (\"shots/*.jpg\", ** recurses), a ZIP, an object-store prefix (s3://bucket/prefix), "
+                    "or - (stdin).",
         epilog="Output names: NAME.cutout.png beside each input, or under -o FOLDER the input's relative "
                "path (shots/a/b.jpg -> FOLDER/a/b.png). Two inputs never share an output: when an earlier "
                "input already has a name (compared case-insensitively), or the name is an input, the later "
@@ -99,6 +101,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--max-rss", type=float, default=None, metavar="MB", help="fail a file whose worker passes this memory")
     b.add_argument("--recycle-after", type=int, default=200, metavar="N", help="replace a worker after N files")
     b.add_argument("--no-progress", action="store_true", help="plain log lines even on a terminal")
+    b.add_argument("--manifest", type=Path, default=None, metavar="PATH",
+                   help="for an s3:// (object-store) output: keep the manifest's local copy here (default: "
+                        "in the user cache); it is also put whole to OUT/manifest.jsonl as it grows")
+    r = p.add_argument_group(
+        "on a Ray cluster (pip install 'alphacut[ray]')",
+        "--ray runs the batch on Ray Data: decode and finishing on CPU tasks, the model on a pool of "
+        "actors (one per GPU, or per node). INPUT and -o may be folders (a shared filesystem on a real "
+        "cluster) or object-store prefixes (s3://bucket/prefix; the AWS_* variables, AWS_ENDPOINT_URL "
+        "included, say where and who). A local cluster alphacut starts listens on 127.0.0.1 only, with "
+        "token authentication, no dashboard and Ray's usage statistics off.")
+    r.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="auto (the cluster RAY_ADDRESS or `ray start` gives, else a local one), local, or host:port")
+    r.add_argument("--model-source", metavar="PATH|URI", default=None,
+                   help="where nodes without the model get it: a folder or s3:// prefix holding the model "
+                        "files (checked by sha256); default: the model's registry (a warm cache needs nothing)")
+    r.add_argument("--actors", type=int, default=None, metavar="N",
+                   help="model actors (default: one per GPU, else one per node)")
     p.set_defaults(func=run)
 
 
@@ -227,9 +246,12 @@ def _endings(ext: str) -> Any:
 
 
 def _is_batch(args: argparse.Namespace) -> bool:
-    """Folders, ZIPs, globs, several inputs or a ZIP output go through the job engine."""
+    """Folders, ZIPs, globs, several inputs, object-store URIs, --ray or a ZIP output go through
+    the job engine (or the cluster)."""
     if args.output == "-" or "-" in args.inputs:
         return False
+    if args.ray or is_uri(args.output) or any(is_uri(i) for i in args.inputs):
+        return True
     if args.output and args.output.lower().endswith(".zip"):
         return True
     if len(args.inputs) > 1:
@@ -255,14 +277,23 @@ def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
     from .progress import Reporter, RichReporter, print_summary
 
     if args.output is None:
+        if args.ray or any(is_uri(i) for i in args.inputs):
+            return _fail(UsageError("--ray and object-store inputs need -o (a folder or an s3:// prefix)"))
         return _run_beside(args, options)
     rich = sys.stderr.isatty() and not args.json and not args.no_progress
     reporter = RichReporter(0) if rich else Reporter(0, json_lines=args.json)
     notes: list[str] = []
     try:
-        summary = run_batch(args.inputs, args.output, options, resume=args.resume,
-                            engine_kwargs=engine_kwargs(args), reporter=reporter,
-                            documents=document_options(args), notes=notes)
+        if args.ray:
+            from ..distributed.executor import run_ray_batch
+
+            summary = run_ray_batch(args.inputs, args.output, options, address=args.ray, resume=args.resume,
+                                    reporter=reporter, manifest_at=args.manifest, model_source=args.model_source,
+                                    actors=args.actors, threads=args.threads, accept_license=args.accept_license)
+        else:
+            summary = run_batch(args.inputs, args.output, options, resume=args.resume,
+                                engine_kwargs=engine_kwargs(args), reporter=reporter, manifest_at=args.manifest,
+                                documents=document_options(args), notes=notes)
     except AlphacutError as err:
         return _fail(err)
     except KeyboardInterrupt:

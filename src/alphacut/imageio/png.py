@@ -14,7 +14,6 @@ The output is a standard PNG; ``verify`` decodes it again with Pillow or OpenCV.
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +36,13 @@ STRIP_BYTES = 4 << 20
 
 def chunk(kind: bytes, data: bytes) -> bytes:
     """length + type + data + CRC32 (PNG spec, section 5.3)."""
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return b"".join(chunk_parts(kind, data))
+
+
+def chunk_parts(kind: bytes, data: bytes | memoryview) -> list[bytes | memoryview]:
+    """A chunk as pieces to join once: the pixels' 16 MB IDAT chunks are not copied apart first."""
+    crc = zlib.crc32(data, zlib.crc32(kind)) & 0xFFFFFFFF
+    return [struct.pack(">I", len(data)) + kind, data, struct.pack(">I", crc)]
 
 
 def _byte_rows(block: np.ndarray) -> np.ndarray:
@@ -85,8 +90,9 @@ def _adler32_combine(a1: int, a2: int, len2: int) -> int:
     return (s2 << 16) | s1
 
 
-def _zlib_stream(pixels: Any, threads: int) -> bytes:
-    """One zlib stream from strips filtered and deflated independently (in parallel)."""
+def _zlib_stream(pixels: Any, threads: int) -> list[bytes]:
+    """One zlib stream, as its pieces in order, from strips filtered and deflated independently
+    (in parallel)."""
     h = pixels.shape[0]
     row_bytes = int(np.prod(pixels.shape[1:])) * np.dtype(pixels.dtype).itemsize
     step = max(1, STRIP_BYTES // (row_bytes + 1))
@@ -100,7 +106,7 @@ def _zlib_stream(pixels: Any, threads: int) -> bytes:
     adler = 1
     for _, length, part_adler in parts:
         adler = _adler32_combine(adler, part_adler, length)
-    return b"\x78\x01" + b"".join(p[0] for p in parts) + struct.pack(">I", adler)
+    return [b"\x78\x01", *(p[0] for p in parts), struct.pack(">I", adler)]
 
 
 def write_png(
@@ -126,8 +132,14 @@ def write_png(
         out.append(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
     if exif:
         out.append(chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    stream = _zlib_stream(pixels, threads or min(4, os.cpu_count() or 1))
-    for start in range(0, len(stream), 1 << 24):  # IDAT chunks of at most 16 MiB
-        out.append(chunk(b"IDAT", stream[start : start + (1 << 24)]))
-    out.append(chunk(b"IEND", b""))
-    return b"".join(out)
+    if not threads:  # the process's budget for full-resolution work (parallel.use_threads)
+        from ..parallel import worker_threads
+
+        threads = min(4, worker_threads())
+    stream = b"".join(_zlib_stream(pixels, threads))
+    view = memoryview(stream)
+    parts: list[bytes | memoryview] = list(out)
+    for start in range(0, len(stream), 1 << 24):  # IDAT chunks of at most 16 MiB, not copied apart
+        parts += chunk_parts(b"IDAT", view[start : start + (1 << 24)])
+    parts.append(chunk(b"IEND", b""))
+    return b"".join(parts)

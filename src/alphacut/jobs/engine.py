@@ -12,10 +12,11 @@ thread (``_loop``) watches every worker's pipe and process sentinel. ``isolate="
 every job a fresh process.
 
 Overlap
-    Each worker runs a three-thread pipeline (decode | model + matte | encode + verify + write)
-    over up to three jobs at once, so decoding and encoding of one image overlap inference of
-    another inside one process. Worker count and ORT threads per worker are chosen from the
-    machine (``default_layout``) and can be overridden.
+    Each worker runs a three-thread pipeline (decode | model passes | finish + encode + verify +
+    write) over up to three jobs at once, so one image is finished while the next is inferred
+    inside one process. Worker count and ORT threads per worker are chosen from the machine
+    (``default_layout``) and can be overridden; how many threads the finishing side may use
+    beside ONNX Runtime's is measured image by image inside each worker (``layout``).
 """
 
 from __future__ import annotations
@@ -436,6 +437,7 @@ class JobEngine:
             providers=self.providers,
             artifacts_dir=str(self.artifacts_dir) if self.artifacts_dir is not None else None,
             pipelined=self.pipelined,
+            cores=max(1, physical_cores() // self.workers),
         )
         proc = self._ctx.Process(target=self._worker_main, args=(child, cfg), name="alphacut-worker", daemon=True)
         use_huge_pages_in_children()  # a fresh process reads glibc's tunables at start (see memory)

@@ -31,6 +31,9 @@ class WorkerConfig:
     artifacts_dir: str | None
     #: three jobs at once on a decode | infer | finish+encode thread pipeline
     pipelined: bool = True
+    #: the cores this worker may use (its share of the machine); 0: every core. A pipelined
+    #: worker splits them between the model and the finishing side by measurement (``layout``)
+    cores: int = 0
 
 
 @dataclass

@@ -4,7 +4,9 @@ A worker loads one ``ModelSession`` and then runs jobs sent by the engine over a
 ``pipelined`` set it keeps three threads busy on three different jobs — one decoding (and
 reading the file), one running the model (``Stages.infer``), one finishing the matte at full
 resolution (``Stages.finish``), encoding, verifying and writing — so everything but the model
-pass of one image overlaps the inference of the next. The stages, their order, provider,
+pass of one image overlaps the inference of the next. The finishing thread's pools (tiles, PNG
+strips) get the share of the cores ``layout.FinishThreads`` measures they need, not every core
+beside ONNX Runtime's threads. The stages, their order, provider,
 warnings and timings are ``steps.Stages``'s; this module adds only the threads and the pipe. ONNX
 Runtime, OpenCV, zlib and Pillow's codecs release the GIL, so these threads really overlap.
 
@@ -21,6 +23,7 @@ import os
 import queue
 import signal
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,8 @@ class InFlight:
     task: Task
     decoded: Any = None
     inferred: Any = None
+    #: wall seconds of its model pass (the finishing side's thread count is set against it)
+    infer_s: float = 0.0
 
 
 def _plain_reason(exc: BaseException) -> tuple[str, str]:
@@ -59,6 +64,7 @@ class Worker:
         self.cfg = cfg
         self.lock = threading.Lock()
         self.artifacts = Path(cfg.artifacts_dir) if cfg.artifacts_dir else None
+        self.finish_threads: Any = None
 
     def send(self, msg: FromWorker) -> None:
         with self.lock:
@@ -91,10 +97,12 @@ class Worker:
         task = item.task
         self.send(StageReached(task.id, "inferring", 0.0))
         # only the model passes here: the full-resolution work runs on the encoding thread
-        # (``encode``), beside the next image's inference — on a GPU while the device infers;
-        # on 2 CPU cores it measured even (docs/speed.md, "Batches")
+        # (``encode``), beside the next image's inference, on as many threads as ``layout``
+        # measures it needs to keep up (docs/speed.md, "Batches")
         decoded, item.decoded = item.decoded, None
+        t = time.perf_counter()
         item.inferred = self.stages.infer(decoded, task.options, on_stage=self.reporter(task.id))
+        item.infer_s = time.perf_counter() - t
         return item
 
     def encode(self, item: InFlight) -> None:
@@ -105,8 +113,10 @@ class Worker:
         task = item.task
         on_stage = self.reporter(task.id)
         inferred, item.inferred = item.inferred, None
+        t = time.perf_counter()
         cutout = self.stages.finish(inferred, on_stage=on_stage)
         data = self.stages.render(cutout, task.options, name=task.name, on_stage=on_stage)
+        self._balance(item.infer_s, time.perf_counter() - t)
         timings = cutout.timings  # decode, the model passes, finish, encode, verify: the stages'
         kept: str | None = None
         with timed(timings, "write"):
@@ -124,6 +134,13 @@ class Worker:
             timings=dict(timings), provider=cutout.provider,
             warnings=tuple(dict.fromkeys(cutout.warnings)), artifacts=kept,
         ))
+
+    def _balance(self, infer_s: float, finish_s: float) -> None:
+        """A pipelined worker: the finishing side's threads for the next image (``layout``)."""
+        if self.finish_threads is not None:
+            from ..parallel import use_threads
+
+            use_threads(self.finish_threads.observe(infer_s, finish_s))
 
     # --- threads --------------------------------------------------------------------------
 
@@ -167,6 +184,13 @@ class Worker:
             return
         self.send(Ready(os.getpid(), self.session.provider, tuple(self.session.warnings)))
         if cfg.pipelined:
+            from ..parallel import use_threads
+            from ..models.session import physical_cores
+            from .layout import FinishThreads
+
+            #: the finishing side's share of the cores, measured image by image (``layout``)
+            self.finish_threads = FinishThreads.start(cfg.cores or physical_cores(), self.session.provider)
+            use_threads(self.finish_threads.threads)
             q_dec: queue.Queue = queue.Queue()
             q_inf: queue.Queue = queue.Queue(maxsize=1)
             q_enc: queue.Queue = queue.Queue(maxsize=1)

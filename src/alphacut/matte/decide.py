@@ -157,7 +157,7 @@ def _edge_strength(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     img = image[..., :3]
     if img.dtype != np.uint8:
         img = (img.astype(np.float32) * np.float32(255.0 / 65535.0)).round().astype(np.uint8)
-    small = cv2.resize(img, size_wh, interpolation=cv2.INTER_AREA)
+    small = img if img.shape[1::-1] == tuple(size_wh) else cv2.resize(img, size_wh, interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
     gx = cv2.Sobel(lab, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(lab, cv2.CV_32F, 0, 1, ksize=3)

@@ -27,7 +27,7 @@ import numpy as np
 from ..parallel import map_pieces, worker_threads
 from .tiles import Tile, all_tiles, resample_tile
 
-__all__ = ["estimate_foreground", "blur_fusion"]
+__all__ = ["BlurFields", "blur_fusion", "blur_grid", "estimate_foreground"]
 
 #: blur-fusion radii in pixels up to a long side of 1000 px (scaled up with larger images,
 #: never down: the soft band of a small image is not proportionally thinner)
@@ -177,30 +177,57 @@ def _estimate_foreground_large(image: np.ndarray, alpha: np.ndarray, power: np.f
     resolution step runs only on tiles that hold a soft pixel, on every core.
     """
     H, W = alpha.shape
-    top = np.float32(65535.0 if image.dtype == np.uint16 else 255.0)
-    s = BLUR_SIDE / max(H, W)
-    w, h = max(1, round(W * s)), max(1, round(H * s))
-    small_i = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / top
-    small_a = np.clip(cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA), 0.0, 1.0)
-    f_small, b_small = blur_fusion_fb(small_i, small_a, _scaled_radii(h, w))
-    # two 4-channel fields (the 4th unused), in the image's own units: OpenCV resamples 1- and
-    # 4-channel images on its vectorised path, 3- and 6-channel ones several times slower
-    pad = np.zeros((h, w, 1), np.float32)
-    f4, b4 = np.concatenate([f_small, pad], axis=2), np.concatenate([b_small, pad], axis=2)
-    f4 *= top
-    b4 *= top
-    del small_i, f_small, b_small, pad
-
+    w, h = blur_grid(H, W)
+    fields = BlurFields.fit(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA),
+                            np.clip(cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA), 0.0, 1.0),
+                            image.dtype, power)
     out = image.copy()
+    map_pieces(lambda t: fields.correct(image, alpha, out, t), all_tiles(H, W))
+    return out
 
-    def correct(t: Tile) -> None:
+
+def blur_grid(H: int, W: int) -> tuple[int, int]:
+    """(w, h) of the blur passes for a large picture of H x W pixels (long side ``BLUR_SIDE``)."""
+    s = BLUR_SIDE / max(H, W)
+    return max(1, round(W * s)), max(1, round(H * s))
+
+
+class BlurFields:
+    """The blur-fusion estimates of a large picture at ``blur_grid`` resolution, and the exact
+    per-pixel step that brings them to one full-resolution tile (``correct``)."""
+
+    def __init__(self, f4: np.ndarray, b4: np.ndarray, top: np.float32, power: np.float32) -> None:
+        self.f4, self.b4, self.top, self.power = f4, b4, top, power
+
+    @classmethod
+    def fit(cls, small_image: np.ndarray, small_alpha: np.ndarray, dtype: np.dtype,
+            power: np.float32 = np.float32(CONFIDENCE_POWER)) -> "BlurFields":
+        """``small_image`` the picture at ``blur_grid`` size (its own integer type), ``small_alpha``
+        the matte there (float32 0..1)."""
+        top = np.float32(65535.0 if np.dtype(dtype) == np.uint16 else 255.0)
+        h, w = small_alpha.shape
+        small_i = small_image.astype(np.float32) / top
+        f_small, b_small = blur_fusion_fb(small_i, small_alpha, _scaled_radii(h, w))
+        # two 4-channel fields (the 4th unused), in the image's own units: OpenCV resamples 1- and
+        # 4-channel images on its vectorised path, 3- and 6-channel ones several times slower
+        pad = np.zeros((h, w, 1), np.float32)
+        f4, b4 = np.concatenate([f_small, pad], axis=2), np.concatenate([b_small, pad], axis=2)
+        f4 *= top
+        b4 *= top
+        return cls(f4, b4, top, np.float32(power))
+
+    def correct(self, image: np.ndarray, alpha: np.ndarray, out: np.ndarray, t: Tile) -> None:
+        """Write the decontaminated colour of tile ``t``'s soft pixels into ``out`` (the others
+        keep what ``out`` holds: the original colour)."""
+        H, W = alpha.shape
         y0, y1, x0, x1 = t
         a = alpha[y0:y1, x0:x1]
         band = _soft(a)
         if band is None:
             return
-        est_f, est_b = resample_tile(f4, H, W, t), resample_tile(b4, H, W, t)
-        confidence = _confidence(a, power)
+        top = self.top
+        est_f, est_b = resample_tile(self.f4, H, W, t), resample_tile(self.b4, H, W, t)
+        confidence = _confidence(a, self.power)
         rest = 1 - a
         tile_in, tile_out = image[y0:y1, x0:x1], out[y0:y1, x0:x1]
         # one channel at a time: NumPy is several times slower on a trailing axis of 3
@@ -217,6 +244,3 @@ def _estimate_foreground_large(image: np.ndarray, alpha: np.ndarray, power: np.f
             f += i
             np.rint(f, out=f)
             np.copyto(tile_out[..., c], f, where=band, casting="unsafe")
-
-    map_pieces(correct, all_tiles(H, W))
-    return out

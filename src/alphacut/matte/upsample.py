@@ -20,7 +20,8 @@ import numpy as np
 from ..parallel import map_pieces
 from .tiles import TILE, Tile, band_tiles, resample_tile, window_for
 
-__all__ = ["upsample_matte", "guided_filter_coefficients", "fit_and_apply", "to_unit_float"]
+__all__ = ["GuidedFit", "upsample_matte", "plan_upsample", "guided_filter_coefficients", "fit_and_apply",
+           "to_unit_float"]
 
 #: long side of the working resolution where the guided filter's coefficients are fitted
 WORK_MAX_SIDE = 2048
@@ -100,6 +101,63 @@ def coefficient_planes(I: np.ndarray, p: np.ndarray, r: int, eps: float) -> np.n
     return _box(cv2.merge([a_r, a_g, a_b, b]), r)
 
 
+class GuidedFit:
+    """The guided filter planned for one image: what every tile needs to fit its coefficients
+    at working resolution and evaluate them at full resolution (see ``fit_and_apply``).
+
+    ``fit(t)`` and ``apply(t, ...)`` are the two halves of one tile's work; ``fit_and_apply``
+    runs them back to back on every band tile, and ``matte.fused`` runs the fits first (it needs
+    the filter's output at working resolution before the full-resolution pass) and then
+    applies each tile together with that tile's decontamination.
+    """
+
+    def __init__(self, guide: np.ndarray, Iw: np.ndarray, p: np.ndarray, band: np.ndarray, r: int,
+                 base: np.ndarray, tile: int | None = None) -> None:
+        self.guide, self.Iw, self.p, self.r, self.base = guide, Iw, p, r, base
+        self.H, self.W = guide.shape[:2]
+        self.grid = p.shape
+        self.same = self.grid == (self.H, self.W)
+        self.band_f = band.astype(np.float32)
+        self.margin = 2 * r + 1
+        self.tiles = band_tiles(band, self.H, self.W, tile or TILE)
+
+    def window(self, t: Tile) -> Tile:
+        """The working-resolution window (y0, y1, x0, x1) tile ``t`` reads."""
+        return t if self.same else window_for(t, self.H, self.W, self.grid)
+
+    def fit(self, t: Tile) -> np.ndarray:
+        """The box-averaged coefficients ``[A_r, A_g, A_b, b]`` over ``window(t)``, fitted on
+        that window plus the filter's reach (exactly the whole-image fit there)."""
+        wh, ww = self.grid
+        wy0, wy1, wx0, wx1 = self.window(t)
+        m = self.margin
+        fy0, fy1 = max(0, wy0 - m), min(wh, wy1 + m)
+        fx0, fx1 = max(0, wx0 - m), min(ww, wx1 + m)
+        fit = coefficient_planes(to_unit_float(self.Iw[fy0:fy1, fx0:fx1]), self.p[fy0:fy1, fx0:fx1], self.r, EPS)
+        return fit[wy0 - fy0:wy1 - fy0, wx0 - fx0:wx1 - fx0]
+
+    def apply(self, t: Tile, c: np.ndarray) -> None:
+        """Evaluate the fitted coefficients on full-resolution tile ``t`` and blend the result
+        into ``base`` by the band's (resampled) weight."""
+        y0, y1, x0, x1 = t
+        wy0, wy1, wx0, wx1 = self.window(t)
+        I = to_unit_float(self.guide[y0:y1, x0:x1])
+        if self.same:
+            weight = self.band_f[y0:y1, x0:x1]
+        else:
+            c = resample_tile(c, self.H, self.W, t, grid=self.grid, origin=(wy0, wx0))
+            weight = resample_tile(self.band_f[wy0:wy1, wx0:wx1], self.H, self.W, t, grid=self.grid, origin=(wy0, wx0))
+        q = c[..., 3]
+        q += c[..., 0] * I[..., 0]
+        q += c[..., 1] * I[..., 1]
+        q += c[..., 2] * I[..., 2]
+        np.clip(q, 0.0, 1.0, out=q)
+        seg = self.base[y0:y1, x0:x1]
+        q -= seg
+        q *= weight
+        seg += q
+
+
 def fit_and_apply(guide: np.ndarray, Iw: np.ndarray, p: np.ndarray, band: np.ndarray, r: int,
                   base: np.ndarray, tile: int | None = None) -> np.ndarray:
     """The guided filter, fitted at working resolution and evaluated at full resolution, one
@@ -118,45 +176,14 @@ def fit_and_apply(guide: np.ndarray, Iw: np.ndarray, p: np.ndarray, band: np.nda
     the filter may change it (bool, working resolution); ``base`` (full resolution, float32) is
     modified in place — blended towards the filter by the band's bilinear weight — and returned.
     """
-    H, W = guide.shape[:2]
-    wh, ww = p.shape
-    grid = (wh, ww)
-    same = (wh, ww) == (H, W)
-    band_f = band.astype(np.float32)
-    margin = 2 * r + 1
-    tiles = band_tiles(band, H, W, tile or TILE)
-
-    def evaluate(t: Tile) -> None:
-        y0, y1, x0, x1 = t
-        wy0, wy1, wx0, wx1 = (y0, y1, x0, x1) if same else window_for(t, H, W, grid)
-        fy0, fy1 = max(0, wy0 - margin), min(wh, wy1 + margin)
-        fx0, fx1 = max(0, wx0 - margin), min(ww, wx1 + margin)
-        fit = coefficient_planes(to_unit_float(Iw[fy0:fy1, fx0:fx1]), p[fy0:fy1, fx0:fx1], r, EPS)
-        c = fit[wy0 - fy0:wy1 - fy0, wx0 - fx0:wx1 - fx0]
-        I = to_unit_float(guide[y0:y1, x0:x1])
-        if same:
-            weight = band_f[y0:y1, x0:x1]
-        else:
-            c = resample_tile(c, H, W, t, grid=grid, origin=(wy0, wx0))
-            weight = resample_tile(band_f[wy0:wy1, wx0:wx1], H, W, t, grid=grid, origin=(wy0, wx0))
-        q = c[..., 3]
-        q += c[..., 0] * I[..., 0]
-        q += c[..., 1] * I[..., 1]
-        q += c[..., 2] * I[..., 2]
-        np.clip(q, 0.0, 1.0, out=q)
-        seg = base[y0:y1, x0:x1]
-        q -= seg
-        q *= weight
-        seg += q
-
-    map_pieces(evaluate, tiles)
+    plan = GuidedFit(guide, Iw, p, band, r, base, tile)
+    map_pieces(lambda t: plan.apply(t, plan.fit(t)), plan.tiles)
     return base
 
 
-def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
-    """matte: float32 (h, w) in 0..1 at model resolution (may have a different aspect than
-    guide: the model input was a stretched square); guide: uint8 or uint16 (H, W, 3) RGB
-    full-resolution image. Returns float32 (H, W) in 0..1, edge-aware (guided by the image)."""
+def plan_upsample(matte: np.ndarray, guide: np.ndarray) -> GuidedFit | np.ndarray:
+    """What ``upsample_matte`` does before the tiles: the working resolution, the band and the
+    plainly resized matte. Returns the finished matte when no pixel is soft, else the plan."""
     if matte.ndim != 2:
         raise ValueError(f"matte must be 2-D, got shape {matte.shape}")
     if guide.ndim != 3 or guide.shape[2] < 3:
@@ -183,7 +210,18 @@ def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
     k = 2 * r + 1
     band = cv2.dilate(band.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
 
-    base = _resize(m, (W, H))  # a new float32 array (cv2.resize), filled in place below
+    base = _resize(m, (W, H))  # a new float32 array (cv2.resize), filled in place by the tiles
     if base is m:
         base = base.copy()
-    return fit_and_apply(guide, Iw, p, band, r, base)
+    return GuidedFit(guide, Iw, p, band, r, base)
+
+
+def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
+    """matte: float32 (h, w) in 0..1 at model resolution (may have a different aspect than
+    guide: the model input was a stretched square); guide: uint8 or uint16 (H, W, 3) RGB
+    full-resolution image. Returns float32 (H, W) in 0..1, edge-aware (guided by the image)."""
+    plan = plan_upsample(matte, guide)
+    if isinstance(plan, np.ndarray):
+        return plan
+    map_pieces(lambda t: plan.apply(t, plan.fit(t)), plan.tiles)
+    return plan.base
