@@ -90,6 +90,36 @@ class BatchProgress:
         pass
 
 
+def item_kind(item: Any) -> str | None:
+    from ..media.sniff import item_kind as kind
+
+    return kind(item)
+
+
+#: endings a clip's output can have (``clip_ending``); a still's output never gets a clip job
+_CLIP_ENDINGS = {".webm", ".webp", ".mov", ".mp4", ".mkv", ".gif", ".png"}
+
+
+def clip_ending(fmt: str, still_ext: str) -> Any:
+    """Each item's output ending: a still's is the batch's format; a video's or an animation's
+    is its kind's default (``.webm``, ``.webp``), unless the batch's format is one that writes
+    only moving pictures (mov, mp4, webm, mkv, gif) and writes that kind."""
+    from ..imageio.formats import by_name, default_output
+    from ..media.sniff import item_kind
+
+    chosen = by_name(fmt)
+
+    def ending(item: Any) -> str:
+        kind = item_kind(item)
+        if kind is None:
+            return still_ext
+        if chosen.writes(kind) and not chosen.writes("still"):
+            return chosen.extension
+        return default_output(kind).extension
+
+    return ending
+
+
 @dataclass
 class Ledger:
     """A batch opened for running: its plan, what is left to do, the sink, the manifest, the
@@ -148,7 +178,7 @@ def open_batch(inputs: list[str], output: str | Path, options: Any, *, resume: b
     mpath = manifest_at or manifest_path(output)
     previous = read_manifest(mpath, also=store_copy(output)) if resume else {}
     items = plan_batch(inputs, output, ext, {k: v["output_rel"] for k, v in previous.items() if v.get("output_rel")},
-                       documents=documents, notes=notes)
+                       documents=documents, notes=notes, ext_for=clip_ending(options.format, ext))
     sink = open_sink(output, fresh=not resume)
     manifest = open_manifest(output, fresh=not resume, path=manifest_at)
     if resume:
@@ -229,7 +259,11 @@ def run_batch(
                         src = objstore.read(inp.uri)
                     else:
                         src = inp.path
-                    job = engine.submit(src, name=inp.name, options=options, output=sink.target(item))
+                    target = sink.target(item)
+                    if target.suffix.lower() in _CLIP_ENDINGS and item_kind(inp) is not None:
+                        job = engine.submit(src, name=inp.name, options=options, output=target, clip=True)
+                    else:
+                        job = engine.submit(src, name=inp.name, options=options, output=target)
                 except QueueFullError:
                     break
                 except InputError as err:  # a part that cannot be read (over the pixel limit, damaged)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import UsageError
 from ..fsutil import same_file
@@ -22,7 +23,8 @@ class BatchItem:
 
 
 def plan_batch(inputs: list[str], output: Path | str, ext: str, keep: dict[str, str] | None = None, *,
-               documents: DocumentOptions | None = None, notes: list[str] | None = None) -> list[BatchItem]:
+               documents: DocumentOptions | None = None, notes: list[str] | None = None,
+               ext_for: Callable[[Item], str] | None = None) -> list[BatchItem]:
     """The batch's inputs (expanded by `inputs.expand`, the rules every entry point shares),
     each with its distinct output name under the output folder, ZIP or object-store prefix.
 
@@ -43,5 +45,6 @@ def plan_batch(inputs: list[str], output: Path | str, ext: str, keep: dict[str, 
         on_disk = None if to_zip else output
     if not found:
         raise UsageError("no images found in the given inputs")
-    names = distinct_outputs(found, mirror(ext), on_disk=on_disk, keep=keep)
+    wanted = mirror(ext) if ext_for is None else (lambda item: mirror(ext_for(item))(item))
+    names = distinct_outputs(found, wanted, on_disk=on_disk, keep=keep)
     return [BatchItem(i, names[i.source_id]) for i in found]
