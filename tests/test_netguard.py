@@ -7,13 +7,19 @@
    installed in the process that did the work.
 3. The CLI runs inside a network namespace with no usable interface (``unshare -n``), which also
    covers native code that would bypass Python's socket module.
+4. ``--ray local``: the local Ray cluster alphacut starts runs under the guard too, and listens
+   on loopback only, with token authentication on and usage statistics off.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -111,3 +117,75 @@ def test_cli_runs_in_a_network_namespace_without_interfaces(tmp_path: Path, inpu
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(out.glob("*.png"))) == len(INPUTS)
+
+
+def _listening(root: Any) -> set[tuple[str, int]]:
+    """Every (address, port) a process or any of its descendants listens on now."""
+    import psutil
+
+    found: set[tuple[str, int]] = set()
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return found
+    for p in procs:
+        try:
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN:
+                    found.add((c.laddr.ip, c.laddr.port))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+def _loopback(host: str) -> bool:
+    """127.0.0.0/8 and ::1, and IPv4 loopback written as an IPv6-mapped address (gRPC's way)."""
+    ip = ipaddress.ip_address(host)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
+
+
+@pytest.mark.slow
+def test_cli_ray_local_opens_no_connection_and_listens_on_loopback_only(tmp_path: Path, inputs: Path) -> None:
+    """``--ray local``: the whole cluster alphacut starts (GCS, raylet, workers, actors) runs
+    under the guard and opens nothing beyond loopback; every socket it listens on is on
+    127.0.0.1; token authentication is on and usage statistics are off in its processes."""
+    pytest.importorskip("ray", reason="alphacut[ray] is not installed")
+    psutil = pytest.importorskip("psutil")
+    env, log = _env(tmp_path)
+    for key in [k for k in env if k.startswith("RAY_")]:
+        env.pop(key)  # alphacut's own defaults, not a test's
+    out = tmp_path / "ray-out"
+    proc = subprocess.Popen([*CLI, "remove", str(inputs), "-o", str(out), "--model", "u2netp", "--json",
+                             "--ray", "local"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    root = psutil.Process(proc.pid)
+    listening: set[tuple[str, int]] = set()
+    cluster_env: dict[str, str] = {}
+    deadline = time.monotonic() + 400
+    while proc.poll() is None and time.monotonic() < deadline:
+        listening |= _listening(root)
+        try:
+            for child in root.children(recursive=True):
+                if "gcs_server" in " ".join(child.cmdline()) and not cluster_env:
+                    cluster_env = _environ(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.2)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert len([line for line in stdout.splitlines() if json.loads(line)["status"] == "done"]) == len(INPUTS)
+    assert len(list(out.glob("*.png"))) == len(INPUTS)
+    assert attempts(log) == [], attempts(log)
+    assert len(guarded_pids(log)) >= 3, "the guard was not installed in the cluster's Python processes"
+    assert listening, "no listening socket was seen: the check saw nothing of the cluster"
+    assert all(_loopback(host) for host, _ in listening), listening
+    assert cluster_env.get("RAY_AUTH_MODE") == "token" and cluster_env.get("RAY_AUTH_TOKEN")
+    assert cluster_env.get("RAY_USAGE_STATS_ENABLED") == "0"

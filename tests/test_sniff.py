@@ -42,6 +42,6 @@ def test_unknown_bytes_name_the_file() -> None:
 
 
 def test_iso_media_that_is_not_an_image_is_refused() -> None:
-    mp4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+    raw = b"\x00\x00\x00\x14ftypcrx \x00\x00\x00\x01crx "  # an MP4 is a video format now (media)
     with pytest.raises(UnsupportedFormatError, match="ISO media"):
-        sniff(mp4)
+        sniff(raw)

@@ -188,6 +188,35 @@ class Remover:
         picture = picture_from(src, name=name, options=opts)
         return Result(self.process(picture, opts))
 
+    # --- moving pictures (alphacut.media) ------------------------------------------------
+
+    def remove_video(self, src: str | Path, dst: str | Path | None = None, *, format: str | None = None,
+                     video_codec: str | None = None, limits: Any = None, stabiliser: Any = None,
+                     on_frame: Callable[[int, int, float], None] | None = None, cancel: Any = None,
+                     **options: Any) -> Any:
+        """Cut out every frame of a video or animation and write ``dst`` (default beside the
+        input: ``clip.cutout.webm`` for a video, ``anim.cutout.webp`` for an animation; the
+        suffix or ``format`` picks webm, mov, mp4, webp, apng, gif or frames). Streams frame
+        by frame through the same stages as a still; the file is read back and checked before
+        it is moved into place. Returns a ``media.ClipResult``."""
+        from .media import DEFAULT_LIMITS, write_clip
+
+        opts = make_options(Options(model=self.spec.name), **options)
+        return write_clip(self.stages, src, dst, options=opts, format=format, video_codec=video_codec,
+                          limits=limits or DEFAULT_LIMITS, stabiliser=stabiliser, on_frame=on_frame,
+                          cancel=cancel)
+
+    def video_frames(self, src: str | Path, *, limits: Any = None, stabiliser: Any = None,
+                     **options: Any) -> Any:
+        """Yield ``(Frame, Result)`` for each frame of a video or animation, streaming (one
+        frame's pixels at a time, a few frames ahead in the decoder and the model)."""
+        from .media import DEFAULT_LIMITS, cutouts, open_clip
+
+        opts = make_options(Options(model=self.spec.name), **options)
+        source = open_clip(src, limits=limits or DEFAULT_LIMITS)
+        for frame, cutout in cutouts(self.stages, source, opts, stabiliser=stabiliser):
+            yield frame, Result(cutout)
+
     def close(self) -> None:
         with self._lock:
             self._session = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .errors import DiskFullError, OutputError
 
@@ -50,6 +52,40 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
             pass
         raise output_error(exc, "cannot write the output", path) from None
     return path
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that needs a file name (FFmpeg): when
+    the block ends normally it is fsynced and renamed onto ``path``; when it raises, the
+    temporary file is removed and ``path`` is left as it was. Check the file inside the block
+    (a file that fails its check is never delivered)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".part", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise output_error(exc, "cannot write here", path) from None
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _unlink(tmp)
+        raise output_error(exc, "cannot write the output", path) from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _unlink(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

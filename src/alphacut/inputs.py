@@ -14,6 +14,9 @@ into a folder or a ZIP) expands its inputs here, so one set of rules holds every
 - **Symbolic links** found in a folder or by a glob that lead outside that folder (the glob's
   fixed leading folder) fail as ``unsafe-path`` and are never read; a link named on the
   command line is the user's own choice and is followed.
+- **Object-store URIs** (``s3://bucket/prefix``, anything fsspec reaches: ``alphacut.objstore``)
+  give every image object at or under them, in sorted key order, named relative to the prefix;
+  an item's source id is its URI. Hidden objects (a ``.name`` part) are skipped, as in folders.
 - The same source named twice (a file and a glob that matches it) is taken once.
 
 Output naming is a separate step (`distinct_outputs`), so a later expander only has to make
@@ -36,12 +39,14 @@ import os
 import stat
 import zipfile
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Callable, Iterator, Mapping, Sequence
 
 from .errors import (AlphacutError, CorruptImageError, EmptyFileError, EncryptedInputError, ImageTooLargeError,
                      InputError, InputNotFoundError, UnsafePathError, UnsupportedFormatError)
 from .imageio.formats import SNIFF_BYTES, DocumentOptions, Format, by_extension, sniff
+from .objstore import is_uri
 
 #: a ZIP member larger than this (uncompressed) is refused unread
 MAX_MEMBER_BYTES = 1 << 30
@@ -69,6 +74,7 @@ class Item:
     path: Path | None = None  # a file on disk
     archive: Path | None = None  # a ZIP member: the archive …
     member: str | None = None  # … and the member's name as stored
+    uri: str | None = None  # an object in an object store (``s3://bucket/key``)
     found: bool = False  # found inside a folder, glob or ZIP, rather than named by the user
     problem: tuple[str, str] | None = None  # (code, reason): fails without being read
     document: Path | None = None  # a document's part (a PDF's photo or page): the document …
@@ -169,6 +175,9 @@ def _parts(item: Item, options: DocumentOptions, notes: list[str] | None) -> Ite
 def _expand_one(arg: str, exclude: Path | None) -> Iterator[Item]:
     if arg == STDIN:
         yield Item(source_id=STDIN, name="<stdin>", rel="stdin")
+        return
+    if is_uri(arg):
+        yield from _from_store(arg)
         return
     p = Path(arg)
     if p.is_dir():
@@ -272,6 +281,31 @@ def _from_glob(pattern: str) -> Iterator[Item]:
             yield item
 
 
+def _from_store(uri: str) -> Iterator[Item]:
+    """The image objects at or under an object-store URI, as items (source id: the URI)."""
+    from . import objstore
+
+    try:
+        listed = list(objstore.list_objects(uri))
+    except InputError as exc:
+        yield Item(source_id=uri, name=uri, rel=uri.rstrip("/").rsplit("/", 1)[-1], uri=uri,
+                   problem=(exc.code, exc.reason))
+        return
+    single = len(listed) == 1 and listed[0][0].rstrip("/") == uri.rstrip("/")
+    for obj, rel, size in listed:
+        if any(part.startswith(".") for part in rel.split("/")):
+            continue
+        item = Item(source_id=obj, name=obj, rel=rel, uri=obj, found=not single)
+        if _registered_ending(PurePosixPath(rel)) or single:
+            yield item
+            continue
+        try:  # a name that does not end like an image: taken when its first bytes are one
+            sniff(objstore.read(obj, start=0, end=SNIFF_BYTES), name=obj)
+        except (AlphacutError, OSError):
+            continue
+        yield item
+
+
 def safe_member_name(name: str) -> str | None:
     """A ZIP member name as a safe relative posix path, or None when it tries to escape."""
     n = name.replace("\\", "/")
@@ -323,6 +357,30 @@ def _member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Item | No
             return None
     return Item(source_id=f"{path.resolve()}!{info.filename}", name=f"{path}!{info.filename}",
                 rel=safe or base, archive=path, member=info.filename, found=True, problem=problem)
+
+
+def opener(item: Item) -> str | Path | Callable[[], bytes]:
+    """What the stages read an item from (``steps.Readable``): a file's path, or a callable
+    that reads a ZIP member's, a document part's or an object's bytes only when decoding
+    starts. Stdin is the caller's (only the CLI has it)."""
+    if item.problem is not None:
+        raise item.error()
+    if item.read is not None:  # a document's part
+        return item.read
+    if item.uri is not None:
+        from . import objstore
+
+        return partial(objstore.read, item.uri)
+    if item.archive is not None:
+        return partial(_read_member, item.archive, item.member)  # type: ignore[arg-type]
+    if item.path is None:
+        raise InputError("nothing to read", path=item.name)
+    return item.path
+
+
+def _read_member(archive: Path, member: str) -> bytes:
+    with zipfile.ZipFile(archive) as zf:
+        return zf.read(member)
 
 
 # --- naming outputs ------------------------------------------------------------------------

@@ -16,12 +16,18 @@ from ..jobs.state import JobEvent
 
 
 class Reporter(BatchProgress):
-    """Plain log lines (not a terminal, or ``--json``) — the rich one draws bars instead."""
+    """Plain log lines (not a terminal, or ``--json``): each file as it finishes, with the
+    batch's rate, ETA and failures so far — the rich one draws bars instead."""
 
     def __init__(self, total: int, stream: Any = None, *, json_lines: bool = False) -> None:
         super().__init__(total)
         self.stream = stream or sys.stderr
         self.json_lines = json_lines
+        self.t0 = time.monotonic()
+        self.failures = 0
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
 
     def finished(self, rec: dict[str, Any]) -> None:
         self.count += 1
@@ -31,8 +37,21 @@ class Reporter(BatchProgress):
         if rec["status"] == "done":
             line = f"[{self.count}/{self.total}] done   {rec['input']} → {rec['output']} ({rec.get('seconds', 0):.1f} s)"
         else:
+            self.failures += 1
             line = f"[{self.count}/{self.total}] {rec['status']:<6} {rec.get('reason') or rec['input']}"
-        print(line, file=self.stream, flush=True)
+        print(f"{line}{self._pace()}", file=self.stream, flush=True)
+
+    def _pace(self) -> str:
+        """`` · 12.0/min, ETA 1:05, 1 failed``: the rate over the batch so far and what it leaves."""
+        elapsed = time.monotonic() - self.t0
+        if self.count < 2 or elapsed <= 0:
+            return ""
+        rate = self.count / elapsed
+        left = max(0, self.total - self.count) / rate
+        eta = f"{int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}" if left >= 3600 else \
+            f"{int(left // 60)}:{int(left % 60):02d}"
+        failed = f", {self.failures} failed" if self.failures else ""
+        return f" · {rate * 60:.1f}/min, ETA {eta}{failed}"
 
 
 class RichReporter(Reporter):
@@ -55,6 +74,8 @@ class RichReporter(Reporter):
         self._stages = {s: i for i, s in enumerate(("decoding", "inferring", "refining", "encoding", "verifying"))}
 
     def start(self) -> None:
+        super().start()
+        self.progress.update(self.overall, total=self.total)  # known only once the batch is planned
         self.progress.start()
 
     def event(self, ev: JobEvent) -> None:

@@ -23,6 +23,7 @@ from ..fsutil import atomic_write, same_file
 from ..imageio.formats import DocumentOptions, by_extension, by_name, names, output_formats
 from ..inputs import Item, beside, distinct_outputs, expand, looks_like_glob, mirror
 from ..models.catalog import CATALOG, DEFAULT_MODEL
+from ..objstore import is_uri
 from ..pipeline import Options
 from ..steps import Readable
 
@@ -32,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "remove",
         help="cut the background out of images",
         description="Cut the background out of images. INPUT is a file, a folder (recursive), a quoted "
-                    "glob (\"shots/*.jpg\", ** recurses), a ZIP, or - (stdin).",
+                    "glob (\"shots/*.jpg\", ** recurses), a ZIP, an object-store prefix (s3://bucket/prefix), "
+                    "or - (stdin).",
         epilog="Output names: NAME.cutout.png beside each input, or under -o FOLDER the input's relative "
                "path (shots/a/b.jpg -> FOLDER/a/b.png). Two inputs never share an output: when an earlier "
                "input already has a name (compared case-insensitively), or the name is an input, the later "
@@ -44,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(CATALOG), help="default: %(default)s")
     p.add_argument("--quality", default="fast", choices=["fast", "best"],
                    help="fast: one model pass; best: adds alpha matting in the edge band")
-    p.add_argument("--format", choices=names(output_formats()), default=None, help="output format (default: png)")
+    p.add_argument("--format", choices=names(output_formats()) + ["frames"], default=None,
+                   help="output format (default: png for images, webp for animations, webm for video; "
+                        "frames: PNG frames in a folder, or a ZIP when -o ends in .zip)")
     p.add_argument("--bit-depth", type=int, choices=[8, 16], default=None,
                    help="default: 16 for 16-bit inputs when the format allows, else 8")
     p.add_argument("--mask-only", action="store_true", help="write the matte as a grayscale image")
@@ -68,6 +72,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--accept-license", action="store_true", help="accept a non-commercial model licence")
     p.add_argument("--threads", type=int, default=None, help="inference threads")
     p.add_argument("--json", action="store_true", help="one JSON line per file on stdout")
+    v = p.add_argument_group("video and animations",
+                             "A video becomes NAME.cutout.webm (VP9 with alpha), an animation NAME.cutout.webp; "
+                             "-o picks another by its ending: .mov (ProRes 4444 with alpha), .mp4 (H.264: needs "
+                             "--bg, --bg-image or --bg-blur), .webm, .webp, .png (APNG), .gif (1-bit alpha), "
+                             "or --format frames (PNG frames in a folder, or a ZIP with -o OUT.zip). Audio is carried "
+                             "into video outputs.")
+    v.add_argument("--video-codec", choices=["prores", "png", "qtrle"], default=None,
+                   help=".mov: ProRes 4444 (default), or lossless PNG / QuickTime Animation")
+    v.add_argument("--first-frame", action="store_true",
+                   help="cut out only the first frame of a video or animation, as a still")
+    v.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help=f"refuse clips of more frames (default {100_000:,}; animations {5_000:,})")
     d = p.add_argument_group("PDF inputs (each photo or page becomes its own output: NAME.p3-1.png)")
     d.add_argument("--pdf", choices=["images", "pages"], default="images",
                    help="images: the raster images embedded in its pages (default); pages: each page rendered")
@@ -85,6 +101,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--max-rss", type=float, default=None, metavar="MB", help="fail a file whose worker passes this memory")
     b.add_argument("--recycle-after", type=int, default=200, metavar="N", help="replace a worker after N files")
     b.add_argument("--no-progress", action="store_true", help="plain log lines even on a terminal")
+    b.add_argument("--manifest", type=Path, default=None, metavar="PATH",
+                   help="for an s3:// (object-store) output: keep the manifest's local copy here (default: "
+                        "in the user cache); it is also put whole to OUT/manifest.jsonl as it grows")
+    r = p.add_argument_group(
+        "on a Ray cluster (pip install 'alphacut[ray]')",
+        "--ray runs the batch on Ray Data: decode and finishing on CPU tasks, the model on a pool of "
+        "actors (one per GPU, or per node). INPUT and -o may be folders (a shared filesystem on a real "
+        "cluster) or object-store prefixes (s3://bucket/prefix; the AWS_* variables, AWS_ENDPOINT_URL "
+        "included, say where and who). A local cluster alphacut starts listens on 127.0.0.1 only, with "
+        "token authentication, no dashboard and Ray's usage statistics off.")
+    r.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="auto (the cluster RAY_ADDRESS or `ray start` gives, else a local one), local, or host:port")
+    r.add_argument("--model-source", metavar="PATH|URI", default=None,
+                   help="where nodes without the model get it: a folder or s3:// prefix holding the model "
+                        "files (checked by sha256); default: the model's registry (a warm cache needs nothing)")
+    r.add_argument("--actors", type=int, default=None, metavar="N",
+                   help="model actors (default: one per GPU, else one per node)")
     p.set_defaults(func=run)
 
 
@@ -193,17 +226,32 @@ def _outputs(items: list[Item], out: str | None, ext: str, many: bool) -> dict[s
         if members:
             raise UsageError(f"{members[0].archive}: a ZIP's images need -o (a folder, or OUT.zip)")
         files = [i for i in items if not i.is_stdin]
-        return {sid: Path(n) for sid, n in distinct_outputs(files, beside(ext), on_disk=Path(".")).items()}
+        ending = _endings(ext)  # a clip gets its kind's ending (.webm, .webp)
+        return {sid: Path(n) for sid, n in
+                distinct_outputs(files, lambda i: beside(ending(i))(i), on_disk=Path(".")).items()}
     if many or Path(out).is_dir():
         root = Path(out)
-        return {sid: root / n for sid, n in distinct_outputs(items, mirror(ext), on_disk=root).items()}
+        ending = _endings(ext)
+        return {sid: root / n for sid, n in
+                distinct_outputs(items, lambda i: mirror(ending(i))(i), on_disk=root).items()}
     return {items[0].source_id: Path(out)} if items else {}
 
 
+def _endings(ext: str) -> Any:
+    from ..imageio.formats import by_extension
+    from ..jobs.batch import clip_ending
+
+    fmt = by_extension(ext)
+    return clip_ending(fmt.name if fmt is not None else "png", ext)
+
+
 def _is_batch(args: argparse.Namespace) -> bool:
-    """Folders, ZIPs, globs, several inputs or a ZIP output go through the job engine."""
+    """Folders, ZIPs, globs, several inputs, object-store URIs, --ray or a ZIP output go through
+    the job engine (or the cluster)."""
     if args.output == "-" or "-" in args.inputs:
         return False
+    if args.ray or is_uri(args.output) or any(is_uri(i) for i in args.inputs):
+        return True
     if args.output and args.output.lower().endswith(".zip"):
         return True
     if len(args.inputs) > 1:
@@ -229,14 +277,24 @@ def run_batch_cli(args: argparse.Namespace, options: Options) -> int:
     from .progress import Reporter, RichReporter, print_summary
 
     if args.output is None:
+        if args.ray or any(is_uri(i) for i in args.inputs):
+            return _fail(UsageError("--ray and object-store inputs need -o (a folder or an s3:// prefix)"))
         return _run_beside(args, options)
     rich = sys.stderr.isatty() and not args.json and not args.no_progress
     reporter = RichReporter(0) if rich else Reporter(0, json_lines=args.json)
     notes: list[str] = []
     try:
-        summary = run_batch(args.inputs, args.output, options, resume=args.resume,
-                            engine_kwargs=engine_kwargs(args), reporter=reporter,
-                            documents=document_options(args), notes=notes)
+        if args.ray:
+            from ..distributed.executor import run_ray_batch
+
+            summary = run_ray_batch(args.inputs, args.output, options, address=args.ray, resume=args.resume,
+                                    reporter=reporter, manifest_at=args.manifest, model_source=args.model_source,
+                                    actors=args.actors, threads=args.threads, accept_license=args.accept_license,
+                                    documents=document_options(args), notes=notes)
+        else:
+            summary = run_batch(args.inputs, args.output, options, resume=args.resume,
+                                engine_kwargs=engine_kwargs(args), reporter=reporter, manifest_at=args.manifest,
+                                documents=document_options(args), notes=notes)
     except AlphacutError as err:
         return _fail(err)
     except KeyboardInterrupt:
@@ -284,8 +342,9 @@ def _run_beside(args: argparse.Namespace, options: Options) -> int:
                     report(*inflight.popleft())
                 try:  # a PDF's part is read here (bytes); a file goes by its path
                     src = t.item.read() if t.item.read is not None else t.item.path
-                    job: Any = None if t.item.problem else engine.submit(src, name=t.name, options=options,
-                                                                          output=t.output)  # type: ignore[arg-type]
+                    job: Any = None if t.item.problem else engine.submit(
+                        src, name=t.name, options=options, output=t.output,  # type: ignore[arg-type]
+                        **({"clip": True} if _is_clip(t) else {}))  # a video or animation: one job
                 except InputError as err:
                     job = err
                 inflight.append((t, job))
@@ -297,6 +356,13 @@ def _run_beside(args: argparse.Namespace, options: Options) -> int:
     if failed:
         print(f"alphacut: {failed} of {len(tasks)} files failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _is_clip(task: Task) -> bool:
+    """A video or animation (its output named for one): one job, frame by frame."""
+    from ..jobs.batch import _CLIP_ENDINGS, item_kind
+
+    return task.output is not None and task.output.suffix.lower() in _CLIP_ENDINGS and item_kind(task.item) is not None
 
 
 def _job_record(job: Any) -> dict[str, Any]:
@@ -317,7 +383,27 @@ def _fail(err: AlphacutError) -> int:
     return err.exit_code
 
 
+def _clip(args: argparse.Namespace) -> Path | None:
+    """The one input, when it is a video or an animation to cut out frame by frame (-o OUT.zip
+    is a batch's ZIP unless --format frames asks for the clip's PNG frames in it)."""
+    if len(args.inputs) != 1 or args.inputs[0] == "-" or args.output == "-":
+        return None
+    if _is_batch(args) and not (args.format == "frames" and args.output and args.output.lower().endswith(".zip")):
+        return None
+    from ..media.sniff import clip_kind
+
+    path = Path(args.inputs[0])
+    return path if path.is_file() and clip_kind(path) is not None else None
+
+
 def run(args: argparse.Namespace) -> int:
+    clip = _clip(args)
+    if clip is not None:
+        return _run_clip_or_first_frame(args, clip)
+    if args.format == "frames" or (args.format and not by_name(args.format).writes("still")):
+        return _fail(UsageError(f"--format {args.format} writes animations and video; "
+                                f"{args.inputs[0] if len(args.inputs) == 1 else 'these inputs'} "
+                                "is not a video or an animation"))
     if _is_batch(args):
         try:
             options = options_from_args(args, args.format or "png")
@@ -360,6 +446,53 @@ def run(args: argparse.Namespace) -> int:
         return failures[0].exit_code
     print(f"alphacut: {len(failures)} of {len(tasks)} files failed", file=sys.stderr)
     return 1
+
+
+def _run_clip_or_first_frame(args: argparse.Namespace, clip: Path) -> int:
+    from ..api import Remover
+    from .clip import run_clip
+
+    try:
+        first = args.first_frame
+        options = options_from_args(args, _format_for(args) if first else "png")
+        if not first:  # refuse what cannot work (MP4 without a background) before the model loads
+            from ..media.loop import plan_clip
+            from ..media.outputs import EXTENSION, output_format
+            from ..media.sniff import clip_kind
+
+            kind = clip_kind(clip) or "video"
+            if args.output and Path(args.output).is_dir() and args.format != "frames":
+                # -o FOLDER: the clip's name with its output's ending, as a still's would be
+                args.output = str(Path(args.output) / (clip.stem + EXTENSION[output_format(None, args.format, kind)]))
+            plan_clip(clip, args.output, kind, options, format=args.format, video_codec=args.video_codec)
+    except AlphacutError as err:
+        if args.json:
+            print(json.dumps({"input": str(clip), "status": "failed", "code": err.code, "reason": str(err)}))
+        return _fail(err)
+    remover = Remover(args.model, threads=args.threads, accept_license=args.accept_license,
+                      download_progress=_download_progress())
+    remover.preload()
+    if not first:
+        return run_clip(remover, clip, args.output, options, args)
+    from ..media.loop import first_frame
+
+    started = time.perf_counter()
+    try:
+        picture = first_frame(clip, name=str(clip))
+        cutout = remover.process(picture, options)
+        data = remover.stages.render(cutout)
+        out = Path(args.output) if args.output else clip.with_name(
+            f"{clip.stem}.cutout{by_name(options.format).extension}")
+        if same_file(clip, out):
+            raise UsageError("the output would overwrite the input", path=str(clip))
+        atomic_write(out, data)
+    except AlphacutError as err:
+        return _fail(err)
+    record = {"input": str(clip), "output": str(out), "status": "done",
+              "seconds": round(time.perf_counter() - started, 3)}
+    print(json.dumps(record) if args.json else f"{clip} → {out} ({record['seconds']:.1f} s)",
+          file=sys.stdout if args.json else sys.stderr)
+    return 0
 
 
 def _process(remover: Any, task: Task, options: Options) -> Path | None:

@@ -50,7 +50,7 @@ KINDS: tuple[Kind, ...] = ("still", "animation", "video", "document")
 SNIFF_BYTES = 64
 
 #: modules that register the formats alphacut ships, imported on the registry's first use
-BUILTIN_MODULES: list[str] = ["alphacut.imageio.stills", "alphacut.imageio.pdf"]
+BUILTIN_MODULES: list[str] = ["alphacut.imageio.stills", "alphacut.imageio.pdf", "alphacut.media.formats"]
 
 #: the preferred output for each kind of input, when the user names none (a document's parts
 #: are stills); ``default_output`` falls back to the first format that writes the kind

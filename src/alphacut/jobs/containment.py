@@ -101,6 +101,8 @@ class Policy:
             for job in jobs:
                 t0 = job.active_since
                 spent = job.active_seconds + (now - t0 if t0 is not None else 0.0)
+                if job.frames_total and job.frame_at is not None and t0 is not None:
+                    spent = now - job.frame_at  # a clip: each frame gets the whole timeout
                 if spent > self.job_timeout:
                     return Stop(Kill(f"{job.name}: no result after {self.job_timeout:g} s (stuck while "
                                      f"{job.stage.value}); stopped", JobTimeoutError, job.id))

@@ -188,8 +188,9 @@ class JobEngine:
     # --- public API ---------------------------------------------------------------------------
 
     def submit(self, source: Path | str | bytes, *, name: str | None = None, options: Any = None,
-               output: Path | str | None = None) -> Job:
-        """Queue one image. Raises ``QueueFullError`` when ``max_queue`` jobs are waiting."""
+               output: Path | str | None = None, clip: bool = False) -> Job:
+        """Queue one image (or, with ``clip``, one video or animation cut out frame by frame
+        into ``output``). Raises ``QueueFullError`` when ``max_queue`` jobs are waiting."""
         from ..pipeline import Options
 
         opts = options or Options(model=self.model)
@@ -203,7 +204,7 @@ class JobEngine:
                 raise UsageError("the job engine is closed")
             if len(self._pending) >= self.max_queue:
                 raise QueueFullError(f"the job queue is full ({self.max_queue} waiting); try again shortly")
-            job = Job(name=name, options=opts)
+            job = Job(name=name, options=opts, clip=clip)
             job.input_path = None if is_bytes else str(source)
             self._sources[job.id] = bytes(source) if is_bytes else str(source)  # type: ignore[arg-type]
             job.output_path = str(output) if output is not None else str(self._default_output(job))
@@ -486,7 +487,7 @@ class JobEngine:
                     w.exclusive = True
                 self._pending.popleft()
                 task = Task(id=jid, name=job.name, source=self._sources[jid], options=job.options,
-                            output=job.output_path or "", input_path=job.input_path)
+                            output=job.output_path or "", input_path=job.input_path, clip=job.clip)
                 try:
                     w.conn.send(task)
                 except (OSError, ValueError):
@@ -523,6 +524,8 @@ class JobEngine:
             stage, frac = Stage(msg.stage), float(msg.progress)
             if job.active_since is None:
                 job.active_since = now
+            if msg.frames:  # a clip: one event per finished frame
+                job.frames_done, job.frames_total, job.frame_at = msg.frame, msg.frames, now
             if stage is not job.stage:
                 transition(job, stage, frac)
                 self._emit(job, stage.value)

@@ -1,33 +1,64 @@
 """A batch's manifest: one JSON line per finished file (``manifest.jsonl`` in the output folder,
-``NAME.manifest.jsonl`` beside an output ZIP) — status, code and reason, stage timings,
-provider, output and sha256. ``--resume`` reads it back and redoes only files without a
-verified output."""
+``NAME.manifest.jsonl`` beside an output ZIP; for an object-store output a local working copy,
+mirrored whole to ``OUT/manifest.jsonl``) — status, code and reason, stage timings, provider,
+output and sha256. ``--resume`` reads it back and redoes only files without a verified output."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+from .. import objstore
+from ..errors import AlphacutError, InputError
 from ..fsutil import atomic_write, output_error
+from ..objstore import is_uri
 from .plan import BatchItem
 from .state import Job
 
 
-def manifest_path(output: Path) -> Path:
+def manifest_path(output: Path | str) -> Path:
+    """Where the manifest is written as files finish: in the output folder, beside an output
+    ZIP, or — for an object-store output, which has no file to append to — a local working
+    copy in the user cache (``local_copy``), mirrored to ``OUT/manifest.jsonl``."""
+    if is_uri(str(output)):
+        return local_copy(str(output))
+    output = Path(output)
     return output.with_name(output.stem + ".manifest.jsonl") if output.suffix.lower() == ".zip" else output / "manifest.jsonl"
 
 
-def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
-    """source id → the last record for it (a torn last line from a hard stop is ignored)."""
+def local_copy(uri: str) -> Path:
+    """The local working copy of an object-store output's manifest, one per output URI."""
+    from ..models.store import default_home
+
+    key = hashlib.sha256(uri.rstrip("/").encode()).hexdigest()[:16]
+    return default_home() / "batches" / key / "manifest.jsonl"
+
+
+def store_copy(output: Path | str) -> str | None:
+    """The manifest object of an object-store output (``OUT/manifest.jsonl``), else None."""
+    return objstore.join(str(output), "manifest.jsonl") if is_uri(str(output)) else None
+
+
+def read_manifest(path: Path, *, also: str | None = None) -> dict[str, dict[str, Any]]:
+    """source id → the last record for it (a torn last line from a hard stop is ignored).
+    ``also``: the store's copy of an object-store output's manifest, read first, so the local
+    working copy (which may be newer by one upload interval) has the last word."""
     records: dict[str, dict[str, Any]] = {}
+    lines: list[str] = []
+    if also is not None:
+        try:
+            lines += objstore.read(also).decode("utf-8").splitlines()
+        except (InputError, UnicodeDecodeError):
+            pass
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines += path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        return records
+        pass
     for line in lines:
         try:
             rec = json.loads(line)
@@ -72,6 +103,57 @@ class Manifest:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+class MirroredManifest(Manifest):
+    """The manifest of an object-store output: appended locally as files finish (``Manifest``),
+    and the whole file put to ``OUT/manifest.jsonl`` at most every ``interval`` seconds and on
+    close. An object is replaced whole, so the store's copy always holds complete lines — at
+    most one interval behind the local one. Rewriting the whole object costs O(records) per
+    upload, hence the interval rather than one upload per file."""
+
+    def __init__(self, path: Path, uri: str, *, fresh: bool, interval: float = 10.0) -> None:
+        if not fresh and not path.exists():  # resumed elsewhere: start from the store's copy
+            try:
+                atomic_write(path, objstore.read(uri))
+            except InputError:
+                pass
+        super().__init__(path, fresh=fresh)
+        self.uri = uri
+        self.interval = interval
+        self._uploaded = 0.0
+        self._dirty = fresh
+        if fresh:
+            self.upload()
+
+    def write(self, rec: dict[str, Any]) -> None:
+        super().write(rec)
+        self._dirty = True
+        if time.monotonic() - self._uploaded >= self.interval:
+            self.upload()
+
+    def upload(self) -> None:
+        """Put the whole local manifest to the store (a failure is kept in ``error``, like a
+        line that could not be written: the local copy still has every record)."""
+        try:
+            objstore.put_verified(self.uri, self.path.read_bytes())
+            self._dirty = False
+        except (OSError, AlphacutError) as exc:
+            self.error = f"cannot update {self.uri} ({exc}); the local copy {self.path} is complete"
+        self._uploaded = time.monotonic()
+
+    def close(self) -> None:
+        super().close()
+        if self._dirty:
+            self.upload()
+
+
+def open_manifest(output: Path | str, *, fresh: bool, path: Path | None = None) -> Manifest:
+    """The manifest of a batch into ``output``; ``path`` overrides where it is written (an
+    object-store output's local copy: ``--manifest``)."""
+    uri = store_copy(output)
+    local = path or manifest_path(output)
+    return MirroredManifest(local, uri, fresh=fresh) if uri else Manifest(local, fresh=fresh)
 
 
 def record(item: BatchItem, status: str, *, job: Job | None = None, code: str | None = None,

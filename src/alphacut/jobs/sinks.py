@@ -1,6 +1,8 @@
-"""Where a batch's outputs go: a folder (each file written in place by the worker, atomically)
-or a ZIP (staged, then appended; the archive is valid after every file). Every sink offers
-the same ``Sink`` interface to ``run_batch``."""
+"""Where a batch's outputs go: a folder (each file written in place by the worker, atomically),
+a ZIP (staged, then appended; the archive is valid after every file) or an object-store prefix
+(``s3://bucket/out``: staged, then put and read back). Every sink offers the same ``Sink``
+interface to ``run_batch``; the folder and object-store sinks also ``write`` a finished file
+from wherever it was made (a Ray task on another node: ``alphacut.distributed``)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import zipfile
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import objstore
 from ..errors import UsageError
-from ..fsutil import output_error, temp_prefix
+from ..fsutil import atomic_write, output_error, temp_prefix
+from ..objstore import is_uri
 from .plan import BatchItem
 from .state import Job
 
@@ -42,8 +46,18 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def open_sink(output: Path, *, fresh: bool) -> Sink:
-    """A ZIP sink for ``*.zip``, else a folder sink."""
+class Writable(Protocol):
+    """A sink that takes a finished file's verified bytes from anywhere (a Ray task)."""
+
+    def write(self, output_rel: str, data: bytes) -> str:
+        """Write one output (never a partial file under its final name); returns where."""
+
+
+def open_sink(output: Path | str, *, fresh: bool) -> Sink:
+    """An object-store sink for a URI, a ZIP sink for ``*.zip``, else a folder sink."""
+    if is_uri(str(output)):
+        return ObjectSink(str(output))
+    output = Path(output)
     return ZipSink(output, fresh=fresh) if output.suffix.lower() == ".zip" else FolderSink(output)
 
 
@@ -91,6 +105,10 @@ class FolderSink:
 
     def finish(self, item: BatchItem, job: Job) -> str:
         return str(self.root / item.output_rel)
+
+    def write(self, output_rel: str, data: bytes) -> str:
+        """Temporary name beside the target, then rename (``fsutil.atomic_write``)."""
+        return str(atomic_write(self.root / output_rel, data))
 
     def discard(self, job: Job) -> None:
         pass
@@ -156,3 +174,54 @@ class ZipSink:
 
     def close(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+class ObjectSink:
+    """Outputs under an object-store prefix. The local engine's workers write each file to a
+    local staging folder (as for a ZIP); ``finish`` puts it in the store in one request and
+    reads it back (``objstore.put_verified``: write-then-verify), then drops the staged copy.
+    Ray tasks call ``write`` directly. An object store shows an object whole or not at all, so
+    no partial file ever sits under a final key and there is nothing to sweep."""
+
+    def __init__(self, uri: str) -> None:
+        objstore.filesystem(uri)  # a missing library or unknown scheme fails here, before any work
+        self.uri = uri.rstrip("/")
+        self._staging: Path | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # sent to Ray tasks: the prefix only
+        return {"uri": self.uri, "_staging": None}
+
+    @property
+    def staging(self) -> Path:
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="alphacut-upload-"))
+        return self._staging
+
+    def target(self, item: BatchItem) -> Path:
+        return self.staging / item.output_rel
+
+    def has(self, rec: dict[str, Any]) -> bool:
+        rel = rec.get("output_rel")
+        return bool(rel) and objstore.sha256_of(objstore.join(self.uri, rel)) == rec.get("sha256")
+
+    def write(self, output_rel: str, data: bytes) -> str:
+        where = objstore.join(self.uri, output_rel)
+        objstore.put_verified(where, data)
+        return where
+
+    def finish(self, item: BatchItem, job: Job) -> str:
+        staged = Path(job.output_path or self.target(item))
+        where = self.write(item.output_rel, staged.read_bytes())
+        staged.unlink(missing_ok=True)
+        return where
+
+    def discard(self, job: Job) -> None:
+        if job.output_path:
+            Path(job.output_path).unlink(missing_ok=True)
+
+    def sweep(self, items: list[BatchItem]) -> int:
+        return 0
+
+    def close(self) -> None:
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)

@@ -94,6 +94,13 @@ class Job:
     active_seconds: float = field(default=0.0, repr=False)
     #: retried alone on a fresh worker after a crash whose blame was unclear
     quarantined: bool = field(default=False, repr=False)
+    #: a video or animation cut out frame by frame (``submit(..., clip=True)``)
+    clip: bool = False
+    #: a clip's job: frames finished, frames expected, and when the last frame finished
+    #: (monotonic): the timeout applies to each frame, so it scales with the clip
+    frames_done: int = 0
+    frames_total: int = 0
+    frame_at: float | None = field(default=None, repr=False)
 
     @property
     def final(self) -> bool:

@@ -48,6 +48,9 @@ class Task:
     output: str
     #: the input's own path, so the worker refuses to write over it (None for bytes)
     input_path: str | None
+    #: a video or animation to cut out frame by frame into one file (``jobs.clips``); False:
+    #: a still (an animated GIF submitted without it is cut out from its first frame, as before)
+    clip: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ class StageReached:
     job_id: str
     stage: str
     progress: float
+    #: a clip's job: frames finished so far and frames expected (0: not a clip)
+    frame: int = 0
+    frames: int = 0
 
 
 @dataclass(frozen=True)

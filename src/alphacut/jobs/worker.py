@@ -80,8 +80,14 @@ class Worker:
 
     # --- the three steps ------------------------------------------------------------------
 
-    def decode(self, item: InFlight) -> InFlight:
+    def decode(self, item: InFlight) -> InFlight | None:
         task = item.task
+        from .clips import clip_source, run_clip_task
+
+        clip = clip_source(task)
+        if clip is not None:  # a video or an animation: the whole clip here, frame by frame
+            run_clip_task(self, task, clip)
+            return None
         source, task.source = task.source, None  # let go of the bytes once decoded
         item.decoded = self.stages.decode(source, name=task.name, options=task.options,
                                           on_stage=self.reporter(task.id))

@@ -1,0 +1,232 @@
+"""Video throughput, memory flat in clip length, and output sizes — side by side in one run.
+
+    nice python bench/video.py throughput [--sizes 854x480,1920x1080] [--frames 24] [--models isnet,u2netp]
+    nice python bench/video.py memory [--short 300 --long 1500 --size 1920x1080]
+    nice python bench/video.py sizes [--clip tests/data/video/mb_trim-buck-bunny.webm]
+    nice python bench/video.py rembg [--frames 24 --size 854x480]   (needs /tmp/venv-rembg)
+
+throughput: the same generated frames (a textured disc moving over a gradient) through
+  (a) inference alone — ``Stages.infer`` on each frame, sequentially: the inference-bound rate;
+  (b) ``media.write_clip`` to VP9 WebM with alpha (decode, infer, finish, encode, verify,
+      audio) at the encoder's default speed setting (realtime deadline, cpu-used 8);
+  and prints (b)/(a). Fast tier; IS-Net runs with its U²-Netp second opinion, as shipped.
+memory: peak RSS of a fresh process writing a short and a long clip of the same frames
+  (U²-Netp, WebM), each in its own process (ru_maxrss of the child).
+sizes: one clip into every output format at default settings; bytes against the input's.
+rembg: rembg's documented video route (raw frames piped into ``rembg b W H``, PNGs out, then
+  a video rebuilt from them with its audio) against ``alphacut remove`` on the same clip and
+  weights (U²-Netp). This machine has no ffmpeg command, so the two ffmpeg steps are done with
+  PyAV (the same FFmpeg libraries); rembg itself runs as its CLI in /tmp/venv-rembg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def _clip(path: Path, frames: int, w: int, h: int, audio: bool = True) -> Path:
+    from support.clips import write_video
+
+    return write_video(path, frames, width=w, height=h, fps=25, audio="aac" if audio else None)
+
+
+def _remover(model: str):
+    from alphacut.api import Remover
+    from alphacut.models.store import ModelStore, default_home
+
+    r = Remover(model, store=ModelStore(default_home()))
+    r.session
+    r.stages.helper(model)
+    return r
+
+
+def throughput(args: argparse.Namespace) -> None:
+    from alphacut.media import open_clip
+    from alphacut.pipeline import Options
+    from alphacut.steps import Decoded
+    from alphacut.imageio.decode import Picture
+
+    tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
+    print(f"# throughput: {args.frames} frames per clip, fast tier, {os.cpu_count()} CPUs (shared), "
+          "VP9 realtime cpu-used 8 crf 30")
+    print("| model | size | inference alone fps | whole file fps | ratio |")
+    print("|---|---|---|---|---|")
+    for model in args.models.split(","):
+        r = _remover(model)
+        for size in args.sizes.split(","):
+            w, h = map(int, size.split("x"))
+            clip = _clip(tmp / f"c{w}.mp4", args.frames, w, h)
+            opts = Options(model=model)
+            frames = list(open_clip(clip).frames())
+            r.stages.infer(Decoded(Picture(frames[0].rgb)), opts)  # warm
+            t = time.perf_counter()
+            for f in frames:
+                r.stages.infer(Decoded(Picture(f.rgb, f.alpha)), opts)
+            infer_fps = len(frames) / (time.perf_counter() - t)
+            del frames
+            t = time.perf_counter()
+            res = r.remove_video(clip, tmp / f"o{w}.webm")
+            whole = res.frames / (time.perf_counter() - t)
+            print(f"| {model} | {w}x{h} | {infer_fps:.2f} | {whole:.2f} | {whole / infer_fps:.2f} |", flush=True)
+
+
+_CHILD = """
+import resource, sys, json
+sys.path.insert(0, {src!r})
+from alphacut.api import Remover
+from alphacut.models.store import ModelStore, default_home
+r = Remover('u2netp', store=ModelStore(default_home()))
+res = r.remove_video({clip!r}, {out!r})
+print(json.dumps({{'frames': res.frames, 'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def memory(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
+    w, h = map(int, args.size.split("x"))
+    print(f"# memory: U2-Netp, WebM, {w}x{h}, peak RSS of a fresh process per clip")
+    print("| frames | peak RSS MB |")
+    print("|---|---|")
+    peaks = []
+    for n in (args.short, args.long):
+        clip = _clip(tmp / f"m{n}.mp4", n, w, h)
+        code = _CHILD.format(src=str(ROOT / "src"), clip=str(clip), out=str(tmp / f"m{n}.webm"))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        rec = json.loads(out.stdout.strip().splitlines()[-1])
+        peaks.append(rec["rss_mb"])
+        print(f"| {rec['frames']} | {rec['rss_mb']:.0f} |", flush=True)
+    print(f"\nlong / short: {peaks[1] / peaks[0]:.3f}")
+
+
+def sizes(args: argparse.Namespace) -> None:
+    r = _remover("u2netp")
+    tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
+    clip = _trim(Path(args.clip), tmp / ("trim" + Path(args.clip).suffix), args.seconds) if args.seconds else Path(args.clip)
+    size_in = clip.stat().st_size
+    print(f"# sizes: {clip.name} ({size_in / 1e3:.0f} kB), U2-Netp, default settings")
+    print("| output | codec | bytes | × input |")
+    print("|---|---|---|---|")
+    for name, kw in [("out.webm", {}), ("out.mov", {}), ("png.mov", {"video_codec": "png"}),
+                     ("qtrle.mov", {"video_codec": "qtrle"}), ("green.mp4", {"background": (0, 255, 0)}),
+                     ("mask.webm", {"mask_only": True}), ("out.webp", {}), ("out.png", {}), ("out.gif", {}),
+                     ("frames.zip", {})]:
+        res = r.remove_video(clip, tmp / name, **kw)
+        print(f"| {name} | {res.plan.codec} | {res.bytes:,} | {res.bytes / size_in:.1f} |", flush=True)
+
+
+def _trim(src: Path, dst: Path, seconds: float) -> Path:
+    """The first ``seconds`` of ``src``, its packets copied (video and audio), no re-encoding."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=inp.format.name.split(",")[-1]) as out:
+        streams = [s for s in (inp.streams.video[:1] + inp.streams.audio[:1])]
+        mapping = {s.index: out.add_stream_from_template(s) for s in streams}
+        for packet in inp.demux(*streams):
+            if packet.pts is None or not packet.size:
+                continue
+            if float(packet.pts * packet.time_base) >= seconds:
+                continue
+            packet.stream = mapping[packet.stream.index]
+            out.mux(packet)
+    return dst
+
+
+def rembg(args: argparse.Namespace) -> None:
+    import av
+    import numpy as np
+    from PIL import Image
+
+    exe = Path("/tmp/venv-rembg/bin/rembg")
+    if not exe.exists():
+        sys.exit("no /tmp/venv-rembg: python3 -m venv /tmp/venv-rembg && /tmp/venv-rembg/bin/pip install 'rembg[cpu]==2.0.86'")
+    home = Path.home() / ".u2net"
+    home.mkdir(exist_ok=True)
+    weights = home / "u2netp.onnx"
+    if not weights.exists():  # the same weights alphacut's store holds (rembg's own release file)
+        from alphacut.models.store import ModelStore, default_home
+
+        weights.symlink_to(ModelStore(default_home()).info("u2netp").path)
+    tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
+    w, h = map(int, args.size.split("x"))
+    clip = _clip(tmp / "clip.mp4", args.frames, w, h)
+    # rembg's route: ffmpeg -i clip -f rawvideo -pix_fmt rgb24 - | rembg b W H -o frames/%04d.png
+    t = time.perf_counter()
+    frames_dir = tmp / "frames"
+    frames_dir.mkdir()
+    proc = subprocess.Popen([str(exe), "b", str(w), str(h), "-m", "u2netp", "-o", str(frames_dir / "%04d.png")],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with av.open(str(clip)) as c:
+        for f in c.decode(video=0):
+            proc.stdin.write(f.to_ndarray(format="rgb24").tobytes())
+    proc.stdin.close()
+    proc.wait()
+    # then ffmpeg -framerate 25 -i frames/%04d.png -i clip -map 0:v -map 1:a -c:v libvpx-vp9 -pix_fmt yuva420p -c:a libopus out.webm
+    pngs = sorted(frames_dir.glob("*.png"))
+    with av.open(str(tmp / "rembg.webm"), "w") as out, av.open(str(clip)) as inp:
+        v = out.add_stream("libvpx-vp9", rate=25)
+        v.width, v.height, v.pix_fmt = w, h, "yuva420p"
+        a = out.add_stream("libopus", rate=48000, layout="mono")
+        for i, p in enumerate(pngs):
+            vf = av.VideoFrame.from_ndarray(np.asarray(Image.open(p).convert("RGBA")), format="rgba")
+            vf.pts = i
+            for pk in v.encode(vf):
+                out.mux(pk)
+        for pk in v.encode(None):
+            out.mux(pk)
+        res = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        for af in inp.decode(audio=0):
+            for o in res.resample(af):
+                o.pts = None
+                for pk in a.encode(o):
+                    out.mux(pk)
+        for pk in a.encode(None):
+            out.mux(pk)
+    rembg_s = time.perf_counter() - t
+    t = time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    subprocess.run([sys.executable, "-m", "alphacut", "remove", str(clip), "--model", "u2netp", "-o",
+                    str(tmp / "alphacut.webm"), "--json"], check=True, capture_output=True, env=env)
+    ours = time.perf_counter() - t
+    print(f"# rembg route vs alphacut: {args.frames} frames {w}x{h}, U2-Netp both, to a finished WebM with audio")
+    print("| route | seconds | fps | file |")
+    print("|---|---|---|---|")
+    print(f"| rembg b (+ decode and rebuild) | {rembg_s:.1f} | {args.frames / rembg_s:.2f} | {len(pngs)} PNGs → rembg.webm |")
+    print(f"| alphacut remove | {ours:.1f} | {args.frames / ours:.2f} | alphacut.webm (verified) |")
+    print(f"\nalphacut / rembg time: {ours / rembg_s:.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("throughput")
+    t.add_argument("--sizes", default="854x480,1920x1080")
+    t.add_argument("--frames", type=int, default=24)
+    t.add_argument("--models", default="isnet,u2netp")
+    m = sub.add_parser("memory")
+    m.add_argument("--short", type=int, default=300)
+    m.add_argument("--long", type=int, default=1500)
+    m.add_argument("--size", default="1920x1080")
+    s = sub.add_parser("sizes")
+    s.add_argument("--clip", default=str(ROOT / "tests/data/video/mb_trim-buck-bunny.webm"))
+    s.add_argument("--seconds", type=float, default=None, help="only the first SECONDS of the clip")
+    r = sub.add_parser("rembg")
+    r.add_argument("--frames", type=int, default=24)
+    r.add_argument("--size", default="854x480")
+    args = ap.parse_args()
+    {"throughput": throughput, "memory": memory, "sizes": sizes, "rembg": rembg}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
