@@ -173,3 +173,15 @@ class JobTimeoutError(JobFailedError):
 
 class MemoryLimitError(JobFailedError):
     code = "memory-limit"
+
+
+def plain_reason(exc: BaseException) -> tuple[str, str]:
+    """(code, reason) for any exception a job can end with: ours as they say themselves, a
+    MemoryError plainly, anything else as ``unexpected <Type>: <first line>``. The engine's
+    workers and the Ray rows both word failures this way, so a manifest reads the same."""
+    if isinstance(exc, AlphacutError):
+        return exc.code, exc.reason
+    if isinstance(exc, MemoryError):
+        return "memory", "ran out of memory"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return "internal", f"unexpected {type(exc).__name__}" + (f": {text}" if text else "")

@@ -52,7 +52,8 @@ from ..jobs.plan import BatchItem
 from ..jobs.state import Job, Stage
 from ..objstore import is_uri
 from . import cluster, nodes
-from .rows import Infer, decode_row, finish_row, new_row, plain_reason
+from ..errors import plain_reason
+from .rows import Infer, decode_row, finish_row, new_row
 
 #: a block of decoded pixels is split above this size (so one picture per block)
 BLOCK_BYTES = 8 * 1024 * 1024

@@ -27,7 +27,7 @@ import socket
 import time
 from typing import Any
 
-from ..errors import AlphacutError, UnsupportedFormatError
+from ..errors import AlphacutError, UnsupportedFormatError, plain_reason
 from ..imageio.decode import read_input
 from ..imageio.formats import SNIFF_BYTES, sniff
 from ..inputs import Item, opener
@@ -38,14 +38,6 @@ from ..steps import Stages, timed
 Row = dict[str, Any]
 
 
-def plain_reason(exc: BaseException) -> tuple[str, str]:
-    """(code, reason) for any exception, the way the local engine's workers word them."""
-    if isinstance(exc, AlphacutError):
-        return exc.code, exc.reason
-    if isinstance(exc, MemoryError):
-        return "memory", "ran out of memory"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return "internal", f"unexpected {type(exc).__name__}" + (f": {text}" if text else "")
 
 
 def _dumps(obj: Any) -> bytes:

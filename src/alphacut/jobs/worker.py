@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import plain_reason
 from .wire import Failed, Fatal, Finished, FromWorker, Ready, StageReached, Task, ToWorker, WorkerConfig, Waiting
 
 _STOP = object()
@@ -45,15 +46,6 @@ class InFlight:
     infer_s: float = 0.0
 
 
-def _plain_reason(exc: BaseException) -> tuple[str, str]:
-    from ..errors import AlphacutError
-
-    if isinstance(exc, AlphacutError):
-        return exc.code, exc.reason
-    if isinstance(exc, MemoryError):
-        return "memory", "ran out of memory"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return "internal", f"unexpected {type(exc).__name__}" + (f": {text}" if text else "")
 
 
 class Worker:
@@ -148,7 +140,7 @@ class Worker:
         try:
             return step(item)
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a plain reason
-            code, reason = _plain_reason(exc)
+            code, reason = plain_reason(exc)
             if code == "internal" and os.environ.get("ALPHACUT_DEBUG"):
                 traceback.print_exc()
             self.send(Failed(item.task.id, code, reason))
@@ -179,7 +171,7 @@ class Worker:
             #: the one stage sequence, run here in halves on the threads below
             self.stages = Stages(self.session, self.spec)
         except BaseException as exc:  # noqa: BLE001
-            code, reason = _plain_reason(exc)
+            code, reason = plain_reason(exc)
             self.send(Fatal(code, reason))
             return
         self.send(Ready(os.getpid(), self.session.provider, tuple(self.session.warnings)))
