@@ -1,7 +1,7 @@
 """``--ray`` against the local engine, node scaling, and the driver's memory against batch size.
 
-    nice /work/venv-ray/bin/python bench/ray.py                       # the full run (U²-Netp)
-    nice /work/venv-ray/bin/python bench/ray.py --n 8 --rss 50,200    # a quick look
+    nice /work/venv-ray/bin/python bench/ray_cluster.py                       # the full run (U²-Netp)
+    nice /work/venv-ray/bin/python bench/ray_cluster.py --n 8 --rss 50,200    # a quick look
 
 Three measurements, one run, printed side by side:
 
@@ -38,7 +38,7 @@ os.environ["RAY_AUTH_MODE"] = "token"
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 ROOT = Path(__file__).resolve().parents[1]
-# this file is bench/ray.py: with its folder on the path, ``import ray`` would import itself
+# (named ray_cluster.py, not ray.py: with bench/ on the path a ray.py would shadow Ray itself)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT / "src"))
 
