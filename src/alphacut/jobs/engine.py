@@ -39,7 +39,7 @@ from ..imageio.formats import by_name
 from ..memory import use_huge_pages_in_children
 from ..models.session import physical_cores
 from .containment import Kill, Policy, rss_mb, unstartable
-from .protocol import Subscriber
+from .protocol import Subscriber, Subscribers
 from .state import Job, JobEvent, Stage, transition
 from .wire import Failed, Fatal, Finished, FromWorker, Ready, StageReached, Stop, Task, Waiting, WorkerConfig
 from .worker import worker_main
@@ -154,7 +154,7 @@ class JobEngine:
         self._pending: collections.deque[str] = collections.deque()
         self._workers: list[WorkerHandle] = []
         self._counter = itertools.count()
-        self._subscribers: list[Subscriber] = []
+        self._subscribers = Subscribers()
         self._events: list[JobEvent] = []
         self._closing = False
         self._closed = False
@@ -259,15 +259,7 @@ class JobEngine:
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """``callback(event)`` for every job event, called on the engine's thread: keep it cheap."""
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -375,13 +367,7 @@ class JobEngine:
         """Hand queued events to subscribers, outside the lock, in order."""
         with self._lock:
             events, self._events = self._events, []
-            subs = list(self._subscribers)
-        for ev in events:
-            for cb in subs:
-                try:
-                    cb(ev)
-                except Exception:  # noqa: BLE001 - a broken subscriber must not stop the engine
-                    pass
+        self._subscribers.publish(events)
 
     def _finish_bookkeeping(self, job: Job) -> None:
         self._sources.pop(job.id, None)

@@ -9,6 +9,7 @@ jobs are ``state.Job``s and every change reaches subscribers as a ``state.JobEve
 from __future__ import annotations
 
 from pathlib import Path
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from .state import Job, JobEvent
@@ -18,6 +19,37 @@ if TYPE_CHECKING:
 
 #: called with every job event, on the engine's own thread (keep it cheap)
 Subscriber = Callable[[JobEvent], None]
+
+
+class Subscribers:
+    """The callbacks an engine tells about its events: added and removed from any thread,
+    called in order outside any lock; one that raises never stops the others or the engine."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: list[Subscriber] = []
+
+    def add(self, callback: Subscriber) -> Callable[[], None]:
+        """Subscribe; returns the function that unsubscribes."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def publish(self, events: list[JobEvent]) -> None:
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for ev in events:
+            for cb in callbacks:
+                try:
+                    cb(ev)
+                except Exception:  # noqa: BLE001 - a broken subscriber must not stop the others
+                    pass
 
 
 @runtime_checkable

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..imageio.decode import DEFAULT_MAX_PIXELS
-from ..jobs.protocol import Engine, Subscriber
+from ..jobs.protocol import Engine, Subscriber, Subscribers
 from ..jobs.state import Job, JobEvent
 from ..matte.edit import EditHistory
 from ..models.catalog import DEFAULT_MODEL
@@ -77,7 +77,7 @@ class EnginePool:
 
     def __init__(self, factory: EngineFactory, *, default_model: str = DEFAULT_MODEL) -> None:
         self._factory = factory
-        self._subscribers: list[Subscriber] = []
+        self._subscribers = Subscribers()
         self._default_model = default_model
         self._engines: dict[str, Engine] = {}
         self._owner: dict[str, Engine] = {}
@@ -151,24 +151,10 @@ class EnginePool:
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Every engine's events, on that engine's thread."""
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def _publish(self, event: JobEvent) -> None:
-        with self._lock:
-            subs = list(self._subscribers)
-        for cb in subs:
-            try:
-                cb(event)
-            except Exception:  # noqa: BLE001 - one broken subscriber must not starve the others
-                pass
+        self._subscribers.publish([event])
 
     def load_cutout(self, job: Job) -> Any:
         return self._eng(job.id).load_cutout(job)
