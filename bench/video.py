@@ -10,8 +10,10 @@ throughput: the same generated frames (a textured disc moving over a gradient) t
   (b) ``media.write_clip`` to VP9 WebM with alpha (decode, infer, finish, encode, verify,
       audio) at the encoder's default speed setting (realtime deadline, cpu-used 8);
   and prints (b)/(a). Fast tier; IS-Net runs with its U²-Netp second opinion, as shipped.
-memory: peak RSS of a fresh process writing a short and a long clip of the same frames
-  (U²-Netp, WebM), each in its own process (ru_maxrss of the child).
+memory: peak RSS of a fresh process writing a short and a long generated clip (the moving disc
+  going back and forth, H.264 + AAC, made with PyAV in a temporary folder), U²-Netp, WebM;
+  the parent samples the RSS of the child's process tree, the child reports its own every
+  50 frames (the curve) and its ru_maxrss.
 sizes: one clip into every output format at default settings; bytes against the input's.
 rembg: rembg's documented video route (raw frames piped into ``rembg b W H``, PNGs out, then
   a video rebuilt from them with its audio) against ``alphacut remove`` on the same clip and
@@ -83,31 +85,129 @@ def throughput(args: argparse.Namespace) -> None:
 
 
 _CHILD = """
-import resource, sys, json
+import json, os, resource, sys
 sys.path.insert(0, {src!r})
+import psutil
 from alphacut.api import Remover
 from alphacut.models.store import ModelStore, default_home
+me = psutil.Process()
+curve = []
+def on_frame(done, expected, seconds):
+    if done % {every} == 0 or done == expected:
+        curve.append((done, round(me.memory_info().rss / 2**20), round(seconds, 1)))
+        print(json.dumps({{'frame': done, 'rss_mb': curve[-1][1], 's': curve[-1][2]}}), flush=True)
 r = Remover('u2netp', store=ModelStore(default_home()))
-res = r.remove_video({clip!r}, {out!r})
-print(json.dumps({{'frames': res.frames, 'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+res = r.remove_video({clip!r}, {out!r}, on_frame=on_frame)
+print(json.dumps({{'frames': res.frames, 'seconds': res.seconds, 'bytes': res.bytes,
+                  'maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'curve': curve}}))
 """
 
 
+def _bouncing_clip(path: Path, frames: int, w: int, h: int, fps: int = 25) -> Path:
+    """A generated H.264 MP4 with an AAC tone: the moving disc, going back and forth so it stays
+    in the picture however long the clip (``support.clips.moving_disc`` alone leaves it after
+    a few hundred frames, and an empty picture would not be the same work)."""
+    import av
+    from fractions import Fraction
+
+    import numpy as np
+    from support.clips import moving_disc
+
+    span = max(1, int(w * 0.4 / 3))  # frames for the disc to cross 40% of the width
+    with av.open(str(path), "w", format="mp4") as out:
+        v = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "20"})
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        a = out.add_stream("aac", rate=48000, layout="mono")
+        for i in range(frames):
+            k = i % (2 * span)
+            f = av.VideoFrame.from_ndarray(moving_disc(k if k < span else 2 * span - k, w, h), format="rgb24")
+            f = f.reformat(format="yuv420p")
+            f.pts = i
+            f.time_base = Fraction(1, fps)
+            for p in v.encode(f):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+        n = int(48000 * (frames / fps + 0.1))
+        pts = 0
+        for start in range(0, n, 1024):
+            t = np.arange(start, min(n, start + 1024)) / 48000
+            af = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None],
+                                            format="fltp", layout="mono")
+            af.sample_rate, af.pts, af.time_base = 48000, pts, Fraction(1, 48000)
+            pts += t.size
+            for p in a.encode(af):
+                out.mux(p)
+        for p in a.encode(None):
+            out.mux(p)
+    return path
+
+
+def _tree_rss(proc) -> int:
+    """RSS of a process and all its descendants, bytes (0 once it is gone)."""
+    import psutil
+
+    total = 0
+    try:
+        for p in [proc] + proc.children(recursive=True):
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+    except psutil.NoSuchProcess:
+        return 0
+    return total
+
+
 def memory(args: argparse.Namespace) -> None:
+    """A fresh process per clip length; the parent samples the RSS of the child's process tree
+    every ``--interval`` seconds (the peak is what the target reads) and the child reports its
+    own RSS every ``--every`` frames (the curve: flat, or growing with the frames)."""
+    import psutil
+
     tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
     w, h = map(int, args.size.split("x"))
-    print(f"# memory: U2-Netp, WebM, {w}x{h}, peak RSS of a fresh process per clip")
-    print("| frames | peak RSS MB |")
-    print("|---|---|")
-    peaks = []
+    print(f"# memory: U2-Netp, fast tier, WebM (VP9 + alpha, audio), {w}x{h} generated H.264 + AAC clip, "
+          f"a fresh process per clip; peak = max RSS of the process tree sampled every {args.interval}s", flush=True)
+    results = []
     for n in (args.short, args.long):
-        clip = _clip(tmp / f"m{n}.mp4", n, w, h)
-        code = _CHILD.format(src=str(ROOT / "src"), clip=str(clip), out=str(tmp / f"m{n}.webm"))
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        rec = json.loads(out.stdout.strip().splitlines()[-1])
-        peaks.append(rec["rss_mb"])
-        print(f"| {rec['frames']} | {rec['rss_mb']:.0f} |", flush=True)
-    print(f"\nlong / short: {peaks[1] / peaks[0]:.3f}")
+        t0 = time.perf_counter()
+        clip = _bouncing_clip(tmp / f"m{n}.mp4", n, w, h)
+        print(f"# generated {clip.name}: {n} frames, {clip.stat().st_size / 1e6:.1f} MB in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+        code = _CHILD.format(src=str(ROOT / "src"), clip=str(clip), out=str(tmp / f"m{n}.webm"), every=args.every)
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        ps = psutil.Process(proc.pid)
+        peak = 0
+        lines: list[str] = []
+        import threading
+
+        def read() -> None:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                lines.append(line)
+                if line.startswith('{"frame"'):
+                    print("#   " + line.strip(), flush=True)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss(ps))
+            time.sleep(args.interval)
+        reader.join()
+        if proc.returncode:
+            sys.exit(f"the child failed on {n} frames (exit {proc.returncode})")
+        rec = json.loads(lines[-1])
+        results.append((n, rec, peak / 2**20))
+        for p in (clip, tmp / f"m{n}.webm"):
+            p.unlink(missing_ok=True)
+    print("\n| frames | seconds | fps | output MB | peak RSS, tree sampled (MB) | peak RSS, ru_maxrss (MB) |")
+    print("|---|---|---|---|---|---|")
+    for n, rec, peak in results:
+        print(f"| {rec['frames']} | {rec['seconds']:.0f} | {rec['frames'] / rec['seconds']:.2f} | "
+              f"{rec['bytes'] / 1e6:.1f} | {peak:.0f} | {rec['maxrss_mb']:.0f} |")
+    (_, a, pa), (_, b, pb) = results
+    print(f"\nlong / short peak: sampled {pb / pa:.3f}, ru_maxrss {b['maxrss_mb'] / a['maxrss_mb']:.3f} "
+          f"(target: within 10%, 0.90-1.10)")
 
 
 def sizes(args: argparse.Namespace) -> None:
@@ -218,6 +318,8 @@ def main() -> None:
     m.add_argument("--short", type=int, default=300)
     m.add_argument("--long", type=int, default=1500)
     m.add_argument("--size", default="1920x1080")
+    m.add_argument("--interval", type=float, default=0.5, help="seconds between RSS samples")
+    m.add_argument("--every", type=int, default=50, help="the child reports its RSS every N frames")
     s = sub.add_parser("sizes")
     s.add_argument("--clip", default=str(ROOT / "tests/data/video/mb_trim-buck-bunny.webm"))
     s.add_argument("--seconds", type=float, default=None, help="only the first SECONDS of the clip")
