@@ -84,6 +84,91 @@ def throughput(args: argparse.Namespace) -> None:
             print(f"| {model} | {w}x{h} | {infer_fps:.2f} | {whole:.2f} | {whole / infer_fps:.2f} |", flush=True)
 
 
+def stage_costs(args: argparse.Namespace) -> None:
+    """What a frame costs in each stage, the stages run one after another on one thread (the
+    loop overlaps them on three): wall time and the process's CPU time around each call, so a
+    busy shared machine shows in the wall column but not much in the CPU one. The components
+    are the frame loop's own (``VideoSource``, ``Stages``, ``MatteStabilizer``,
+    ``FrameComposer``, ``VideoSink``, ``Ledger``, ``verify_clip``); the encoder settings can be
+    overridden (``--vp9 k=v,...``) to compare them on the same frames."""
+    from alphacut.media import open_clip
+    from alphacut.media.loop import FrameComposer, plan_clip
+    from alphacut.media.stabilise import default_stabiliser, unpack
+    from alphacut.media.verify import Ledger, verify_clip
+    from alphacut.media.video_out import VideoSink
+    from alphacut.pipeline import Options
+    from alphacut.steps import Decoded
+    from alphacut.imageio.decode import Picture
+    from dataclasses import replace
+
+    tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
+    w, h = map(int, args.size.split("x"))
+    clip = _bouncing_clip(tmp / "clip.mp4", args.frames, w, h)
+    overrides = [tuple(kv.split("=", 1)) for kv in args.vp9.split(",") if kv] if args.vp9 else []
+    print(f"# stage costs: {args.frames} frames {w}x{h}, fast tier, WebM (VP9 + alpha) with audio, "
+          f"one thread, {os.cpu_count()} CPUs (shared; load {os.getloadavg()[0]:.1f})"
+          + (f", VP9 overrides {dict(overrides)}" if overrides else ""), flush=True)
+    print("| model | stage | wall ms/frame | CPU ms/frame | CPU share |")
+    print("|---|---|---|---|---|")
+    for model in args.models.split(","):
+        r = _remover(model)
+        opts = Options(model=model)
+        source = open_clip(clip)
+        plan, _ = plan_clip(clip, tmp / "o.webm", "video", opts)
+        if overrides:
+            merged = dict(plan.codec_options)
+            merged.update(dict(overrides))
+            plan = replace(plan, codec_options=tuple(merged.items()))
+        wall: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+
+        def clock(key: str, fn, *a, **kw):
+            t, c = time.perf_counter(), time.process_time()
+            out = fn(*a, **kw)
+            wall[key] = wall.get(key, 0.0) + time.perf_counter() - t
+            cpu[key] = cpu.get(key, 0.0) + time.process_time() - c
+            return out
+
+        r.stages.infer(Decoded(Picture(next(iter(source.frames())).rgb)), opts)  # warm the sessions
+        source = open_clip(clip)
+        stab = default_stabiliser()
+        composer = FrameComposer(opts)
+        ledger = Ledger(plan, source.info.expected_frames)
+        out = tmp / f"o-{model}.webm"
+        sink = clock("encode", VideoSink, out, plan, source.info, audio_from=clip)
+        frames = iter(source.frames())
+        waiting = []
+        n = 0
+
+        def emit(ready) -> None:
+            f, c = waiting.pop(0)
+            c.matte = unpack(ready, f.index)
+            pixels = clock("compose", composer, c)
+            clock("encode", sink.write, pixels, f.time)
+            clock("ledger", ledger.record, pixels, sink.times[-1])
+
+        while True:
+            f = clock("decode", next, frames, None)
+            if f is None:
+                break
+            inf = clock("infer", r.stages.infer, Decoded(Picture(f.rgb, f.alpha)), opts)
+            cut = clock("finish", r.stages.finish, inf)
+            waiting.append((f, cut))
+            for ready in clock("temporal", stab.push, f.rgb, cut.matte):
+                emit(ready)
+            n += 1
+        for ready in clock("temporal", stab.flush):
+            emit(ready)
+        clock("encode", sink.close)
+        clock("verify", verify_clip, out, ledger, name=str(out), audio=True)
+        ledger.close()
+        total_c = sum(cpu.values())
+        for key in ("decode", "infer", "finish", "temporal", "compose", "encode", "ledger", "verify"):
+            print(f"| {model} | {key} | {1000 * wall[key] / n:.0f} | {1000 * cpu[key] / n:.0f} | "
+                  f"{cpu[key] / total_c:.0%} |", flush=True)
+        print(f"| {model} | **all** | {1000 * sum(wall.values()) / n:.0f} | {1000 * total_c / n:.0f} | |", flush=True)
+
+
 _CHILD = """
 import json, os, resource, sys
 sys.path.insert(0, {src!r})
@@ -320,6 +405,11 @@ def main() -> None:
     m.add_argument("--size", default="1920x1080")
     m.add_argument("--interval", type=float, default=0.5, help="seconds between RSS samples")
     m.add_argument("--every", type=int, default=50, help="the child reports its RSS every N frames")
+    c = sub.add_parser("stages")
+    c.add_argument("--size", default="1920x1080")
+    c.add_argument("--frames", type=int, default=24)
+    c.add_argument("--models", default="u2netp")
+    c.add_argument("--vp9", default="", help="VP9 option overrides, k=v,k=v (e.g. cpu-used=9)")
     s = sub.add_parser("sizes")
     s.add_argument("--clip", default=str(ROOT / "tests/data/video/mb_trim-buck-bunny.webm"))
     s.add_argument("--seconds", type=float, default=None, help="only the first SECONDS of the clip")
@@ -327,7 +417,7 @@ def main() -> None:
     r.add_argument("--frames", type=int, default=24)
     r.add_argument("--size", default="854x480")
     args = ap.parse_args()
-    {"throughput": throughput, "memory": memory, "sizes": sizes, "rembg": rembg}[args.cmd](args)
+    {"throughput": throughput, "stages": stage_costs, "memory": memory, "sizes": sizes, "rembg": rembg}[args.cmd](args)
 
 
 if __name__ == "__main__":
