@@ -55,33 +55,49 @@ def _remover(model: str):
 
 
 def throughput(args: argparse.Namespace) -> None:
+    """Inference alone, the whole file, inference alone again (the mean of the two is the
+    reference, so a load that drifts during the run is split between them); wall-clock frames
+    per second and the process's CPU time per frame for each."""
     from alphacut.media import open_clip
+    from alphacut.media.outputs import VP9_OPTIONS
     from alphacut.pipeline import Options
     from alphacut.steps import Decoded
     from alphacut.imageio.decode import Picture
 
     tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
-    print(f"# throughput: {args.frames} frames per clip, fast tier, {os.cpu_count()} CPUs (shared), "
-          "VP9 realtime cpu-used 8 crf 30")
-    print("| model | size | inference alone fps | whole file fps | ratio |")
-    print("|---|---|---|---|---|")
+    vp9 = " ".join(f"{k}={v}" for k, v in VP9_OPTIONS)
+    print(f"# throughput: {args.frames} frames per clip (generated H.264 + AAC), fast tier, {os.cpu_count()} CPUs "
+          f"(shared; load {os.getloadavg()[0]:.1f}), WebM out with VP9 {vp9}, audio, verified", flush=True)
+    print("| model | size | inference alone fps | whole file fps | ratio | inference CPU ms/frame | "
+          "whole file CPU ms/frame | CPU ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     for model in args.models.split(","):
         r = _remover(model)
         for size in args.sizes.split(","):
             w, h = map(int, size.split("x"))
-            clip = _clip(tmp / f"c{w}.mp4", args.frames, w, h)
+            clip = _bouncing_clip(tmp / f"c{w}.mp4", args.frames, w, h)
             opts = Options(model=model)
             frames = list(open_clip(clip).frames())
             r.stages.infer(Decoded(Picture(frames[0].rgb)), opts)  # warm
-            t = time.perf_counter()
-            for f in frames:
-                r.stages.infer(Decoded(Picture(f.rgb, f.alpha)), opts)
-            infer_fps = len(frames) / (time.perf_counter() - t)
-            del frames
-            t = time.perf_counter()
+
+            def infer_alone() -> tuple[float, float]:
+                t, c = time.perf_counter(), time.process_time()
+                for f in frames:
+                    r.stages.infer(Decoded(Picture(f.rgb, f.alpha)), opts)
+                return time.perf_counter() - t, time.process_time() - c
+
+            w1, c1 = infer_alone()
+            t, c = time.perf_counter(), time.process_time()
             res = r.remove_video(clip, tmp / f"o{w}.webm")
-            whole = res.frames / (time.perf_counter() - t)
-            print(f"| {model} | {w}x{h} | {infer_fps:.2f} | {whole:.2f} | {whole / infer_fps:.2f} |", flush=True)
+            whole_s, whole_c = time.perf_counter() - t, time.process_time() - c
+            w2, c2 = infer_alone()
+            n = len(frames)
+            infer_fps = 2 * n / (w1 + w2)
+            whole = res.frames / whole_s
+            ic, wc = 1000 * (c1 + c2) / (2 * n), 1000 * whole_c / res.frames
+            print(f"| {model} | {w}x{h} | {infer_fps:.3f} ({n / w1:.3f}, {n / w2:.3f}) | {whole:.3f} | "
+                  f"{whole / infer_fps:.2f} | {ic:.0f} | {wc:.0f} | {ic / wc:.2f} |", flush=True)
+            del frames
 
 
 def stage_costs(args: argparse.Namespace) -> None:
