@@ -101,6 +101,71 @@ def throughput(args: argparse.Namespace) -> None:
             del frames
 
 
+def encoder(args: argparse.Namespace) -> None:
+    """The VP9 encoder's settings, compared on the same frames with no model in the way: the
+    frames of a generated clip with an alpha made from the disc (its colour thresholded and
+    blurred: solid inside, clear outside, a soft band at the edge, as a matte is), written by
+    the frame loop's own ``VideoSink`` with each setting, then read back by ``verify_clip``
+    against the output plan's tolerance. CPU time of the process per frame for encoding and
+    for verification, the file's size, and whether it passes."""
+    import cv2
+    import numpy as np
+    from dataclasses import replace
+
+    from alphacut.media import open_clip
+    from alphacut.media.loop import plan_clip
+    from alphacut.media.verify import Ledger, verify_clip
+    from alphacut.media.video_out import VideoSink
+    from alphacut.pipeline import Options
+    from alphacut.errors import VerificationError
+
+    tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
+    w, h = map(int, args.size.split("x"))
+    clip = _bouncing_clip(tmp / "clip.mp4", args.frames, w, h)
+    source = open_clip(clip)
+    rgba = []
+    for f in source.frames():
+        solid = (f.rgb[:, :, 0] > 150).astype(np.float32)
+        a = cv2.GaussianBlur(solid, (0, 0), 1.5)
+        rgba.append(np.dstack([f.rgb, np.rint(a * 255).astype(np.uint8)]))
+    times = [i / 25 for i in range(len(rgba))]
+    base, _ = plan_clip(clip, tmp / "o.webm", "video", Options(model="u2netp"))
+    print(f"# VP9 encoder settings: {len(rgba)} frames {w}x{h} RGBA (a soft-edged disc), VideoSink + verify_clip, "
+          f"{os.cpu_count()} CPUs shared, load {os.getloadavg()[0]:.1f}", flush=True)
+    print("| setting | encode CPU ms/frame | encode wall ms/frame | verify CPU ms/frame | bytes | read back |")
+    print("|---|---|---|---|---|---|")
+    for label in args.variants.split(";"):
+        extra = dict(kv.split("=", 1) for kv in label.split(",") if "=" in kv)
+        opts = dict(base.codec_options)
+        opts.update(extra)
+        plan = replace(base, codec_options=tuple(opts.items()))
+        out = tmp / "e.webm"
+        ledger = Ledger(plan, len(rgba))
+        t, c = time.perf_counter(), time.process_time()
+        sink = VideoSink(out, plan, source.info)
+        try:
+            for px, tm in zip(rgba, times):
+                sink.write(px, tm)
+                ledger.record(px, sink.times[-1])
+            sink.close()
+        except Exception as exc:  # noqa: BLE001 - a setting the encoder refuses is a result
+            sink.abort()
+            print(f"| {label} | – | – | – | – | refused by the encoder ({type(exc).__name__}) |", flush=True)
+            continue
+        ew, ec = time.perf_counter() - t, time.process_time() - c
+        c = time.process_time()
+        try:
+            verify_clip(out, ledger, name="bench")
+            ok = "passes"
+        except VerificationError as exc:
+            ok = "FAILS: " + str(exc).split(": ", 1)[-1][:90]
+        vc = time.process_time() - c
+        ledger.close()
+        n = len(rgba)
+        print(f"| {label or 'default'} | {1000 * ec / n:.0f} | {1000 * ew / n:.0f} | {1000 * vc / n:.0f} | "
+              f"{out.stat().st_size:,} | {ok} |", flush=True)
+
+
 def stage_costs(args: argparse.Namespace) -> None:
     """What a frame costs in each stage, the stages run one after another on one thread (the
     loop overlaps them on three): wall time and the process's CPU time around each call, so a
@@ -514,6 +579,12 @@ def main() -> None:
     m.add_argument("--interval", type=float, default=0.5, help="seconds between RSS samples")
     m.add_argument("--every", type=int, default=50, help="the child reports its RSS every N frames")
     m.add_argument("--separate", action="store_true", help="a short and a long clip, each in its own process")
+    e = sub.add_parser("encoder")
+    e.add_argument("--size", default="1920x1080")
+    e.add_argument("--frames", type=int, default=48)
+    e.add_argument("--variants", default=";cpu-used=7;cpu-used=6;row-mt=0;threads=1;"
+                   "deadline=good,cpu-used=4;deadline=good,cpu-used=2",
+                   help="';'-separated settings, each k=v,k=v over the default (empty: the default)")
     c = sub.add_parser("stages")
     c.add_argument("--size", default="1920x1080")
     c.add_argument("--frames", type=int, default=24)
@@ -527,7 +598,7 @@ def main() -> None:
     r.add_argument("--size", default="854x480")
     r.add_argument("--rembg", default="/tmp/venv-rembg/bin/rembg")
     args = ap.parse_args()
-    {"throughput": throughput, "stages": stage_costs, "memory": memory, "sizes": sizes, "rembg": rembg}[args.cmd](args)
+    {"throughput": throughput, "encoder": encoder, "stages": stage_costs, "memory": memory, "sizes": sizes, "rembg": rembg}[args.cmd](args)
 
 
 if __name__ == "__main__":
