@@ -273,8 +273,8 @@ def test_verifier_rejects_a_file_that_is_not_what_was_written(tmp_path: Path) ->
     ledger, wrong = Ledger(plan, 3), Ledger(plan, 3)
     for i in range(3):
         sink.write(rgba, i / 10)
-        ledger.record(rgba, sink.times[-1])
-        wrong.record(255 - rgba, sink.times[-1])
+        ledger.record(rgba, sink.last_time)
+        wrong.record(255 - rgba, sink.last_time)
     sink.close()
     assert verify_clip(tmp_path / "v.webm", ledger, name="v.webm") == 3
     with pytest.raises(VerificationError, match="reads back different"):

@@ -290,7 +290,7 @@ def write_clip(stages: Stages, src: str | Path, dst: str | Path | None = None, *
                     for frame, cutout in cutouts(stages, source, options, stabiliser=stabiliser, cancel=cancel):
                         pixels = composer(cutout)
                         sink_v.write(pixels, frame.time)
-                        ledger.record(pixels, sink_v.times[-1])
+                        ledger.record(pixels, sink_v.last_time)
                         done += 1
                         provider = cutout.provider
                         progress()

@@ -65,7 +65,9 @@ class VideoSink:
             cc.color_range = 1  # limited ("MPEG"): what players expect of YUV video
         self.stream = stream
         self.frames = 0
-        self.times: list[float] = []
+        #: the time the last frame was written at, as the container stores it (the ledger keeps
+        #: every frame's; the sink keeps nothing per frame, so its memory does not grow with the clip)
+        self.last_time = 0.0
         self.audio: AudioCarrier | None = None
         if audio_from is not None:
             self.audio = AudioCarrier(audio_from, self.output, plan.format, start=info.start)
@@ -91,7 +93,7 @@ class VideoSink:
         for packet in self.stream.encode(frame):
             self.output.mux(packet)
         self.frames += 1
-        self.times.append(float(pts * TIME_BASE))
+        self.last_time = float(pts * TIME_BASE)
         if self.audio is not None:
             self.audio.advance(time)
 
