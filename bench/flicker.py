@@ -109,13 +109,13 @@ def code_digest() -> str:
 class PerFrame:
     """Independent per-frame mattes of one model (fast tier), cached on disk as 16-bit PNGs."""
 
-    def __init__(self, model: str, store: Any) -> None:
+    def __init__(self, model: str, store: Any, code_key: str | None = None) -> None:
         from quality import CachedAlphacut
         from raw_cache import cache_dir, file_digest
 
         self.model = model
         self.ac = CachedAlphacut(model, store)
-        self.key = f"{file_digest(self.ac.session.inner.path)[:24]}-{code_digest()}"
+        self.key = f"{file_digest(self.ac.session.inner.path)[:24]}-{code_key or code_digest()}"
         self.folder = cache_dir() / "flicker" / f"{model}-{self.key}"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.computed = self.hits = 0
@@ -199,6 +199,11 @@ class Scorer:
         self.iou: list[float] = []
         self.floor: list[float] = []
         self.soft: list[float] = []
+        # the decomposition of each pair's dtSSD (mean squares; see ``decomposition``)
+        self.sq_dt: list[float] = []
+        self.sq_floor: list[float] = []
+        self.sq_flick: list[float] = []
+        self.floor_lo: list[float] = []
 
     def add(self, t: int, matte: np.ndarray, truth: dict[int, np.ndarray], pairs: dict[int, Pair]) -> None:
         self.iou.append(iou(matte, truth[t]))
@@ -209,15 +214,28 @@ class Scorer:
             dd = (matte - self.prev) - (truth[t] - truth[t - 1])
             self.dt.append(float(np.sqrt(np.mean(dd * dd))))
             e_prev = self.prev - truth[t - 1]
-            carried = pair.warp(e_prev) - e_prev
+            w_prev = pair.warp(e_prev)
+            carried = w_prev - e_prev
             self.floor.append(float(np.sqrt(np.mean(carried * carried))))
+            # e_t - e_t-1 = (W e_t-1 - e_t-1) + (e_t - W e_t-1): the error moving with the
+            # subject, plus what the motion does not explain (flicker, and the flow's own misses)
+            flick = (matte - truth[t]) - w_prev
+            self.sq_dt.append(float(np.mean(dd * dd)))
+            self.sq_floor.append(float(np.mean(carried * carried)))
+            self.sq_flick.append(float(np.mean(flick * flick)))
+            lo = np.where(pair.valid, carried, 0.0)  # untrusted pixels granted no change at all
+            self.floor_lo.append(float(np.sqrt(np.mean(lo * lo))))
         self.soft.append(float(np.mean((matte > 0.05) & (matte < 0.95))))
         self.prev = matte
 
     def result(self) -> dict[str, float]:
         return {"iou": float(np.mean(self.iou)), "iou_min": float(np.min(self.iou)),
                 "we": 1000 * float(np.mean(self.we)), "dtssd": 100 * float(np.mean(self.dt)),
-                "floor": 100 * float(np.mean(self.floor)), "soft": 100 * float(np.mean(self.soft))}
+                "floor": 100 * float(np.mean(self.floor)), "soft": 100 * float(np.mean(self.soft)),
+                "floor_lo": 100 * float(np.mean(self.floor_lo)),
+                "flick": 100 * float(np.mean(np.sqrt(self.sq_flick))),
+                "sq_dt": 1e4 * float(np.mean(self.sq_dt)), "sq_floor": 1e4 * float(np.mean(self.sq_floor)),
+                "sq_flick": 1e4 * float(np.mean(self.sq_flick))}
 
 
 def score_sequence(seq: str, makers: dict[str, Any], variants: dict[str, dict[str, Any]]
@@ -311,6 +329,37 @@ def report(results: dict[str, dict[str, dict]], models: list[str], label: str = 
               f"dtSSD x{dt:.2f} (<= 0.60) {'ok' if hit[1] else 'MISSED'} (zero-flicker floor x{fl:.2f}); "
               f"IoU on every sequence >= per-frame - 0.01 (worst {worst[0]:+.4f}) {'ok' if hit[2] else 'MISSED'}")
     return ok
+
+def decomposition(results: dict[str, dict[str, dict]], models: list[str], label: str = "t") -> None:
+    """Check of the floor argument, per model: dtSSD's pair term is the RMS of e_t - e_t-1 (e =
+    matte minus truth), which splits exactly into F = W e_t-1 - e_t-1 (the error carried by
+    the motion: the floor) and K = e_t - W e_t-1 (what the motion does not explain). RMS values
+    do not add: mean squares do, up to the cross term 2<F, K>, so what a stage can remove by
+    removing K is read in squares. ``floor lo`` grants pixels where the evaluation's flow is
+    untrusted no change at all: the floor's least value under the same model."""
+    for m in models:
+        seqs = [s for s in results if m in results[s]]
+        if not seqs:
+            continue
+        print(f"\n{m}: dtSSD = RMS(F + K), F carried error (floor), K the rest; means over sequences (x100; "
+              "squares x1e4)")
+        print(f"{'':10s} {'dtSSD':>6s} {'floor':>6s} {'floorlo':>7s} {'K':>6s} | {'dt^2':>7s} {'F^2':>7s} {'K^2':>7s} "
+              f"{'2<F,K>':>7s}")
+        rows = {}
+        for who in (m, f"{m}+{label}"):
+            r = {k: float(np.mean([results[s][who][k] for s in seqs]))
+                 for k in ("dtssd", "floor", "floor_lo", "flick", "sq_dt", "sq_floor", "sq_flick")}
+            rows[who] = r
+            cross = r["sq_dt"] - r["sq_floor"] - r["sq_flick"]
+            name = "per-frame" if who == m else "stage"
+            print(f"{name:10s} {r['dtssd']:6.2f} {r['floor']:6.2f} {r['floor_lo']:7.2f} {r['flick']:6.2f} | "
+                  f"{r['sq_dt']:7.1f} {r['sq_floor']:7.1f} {r['sq_flick']:7.1f} {cross:7.1f}")
+        a, b = rows[m], rows[f"{m}+{label}"]
+        print(f"floor / per-frame dtSSD x{a['floor'] / a['dtssd']:.2f} (lo x{a['floor_lo'] / a['dtssd']:.2f}); "
+              f"target x0.60 = {0.6 * a['dtssd']:.2f}; stage x{b['dtssd'] / a['dtssd']:.2f}; "
+              f"K (per-frame {a['flick']:.2f} -> stage {b['flick']:.2f}) x{b['flick'] / a['flick']:.2f}, "
+              f"K^2 x{b['sq_flick'] / a['sq_flick']:.2f}")
+
 
 def state_bytes(stab: Any) -> int:
     """Bytes of the arrays the stage holds (its window of frames)."""
@@ -424,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only-cached", action="store_true",
                     help="score a model only on sequences whose every per-frame matte is cached")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--decompose", action="store_true",
+                    help="also split dtSSD into the carried error (floor) and the rest, in squares")
+    ap.add_argument("--matte-key", default=None, metavar="DIGEST",
+                    help="read per-frame mattes cached under this matte-code digest (e.g. those an "
+                         "earlier run's figures came from) instead of the current code's")
     args = ap.parse_args(argv)
     if not DAVIS.is_dir():
         print(f"skipped: {DAVIS} is absent")
@@ -450,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cost:
         cost(params, store)
         return 0
-    makers = {m: PerFrame(m, store) for m in models}
+    makers = {m: PerFrame(m, store, args.matte_key) for m in models}
     if args.only_cached:
         skipped = [(m, s) for m in models for s in seqs if not all(makers[m].cached(f) for f in frames(s))]
         for m, s in skipped:
@@ -472,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"temporal stage {params or 'defaults'}: {1000 * stage_s / max(1, frames_n):.0f} ms a frame "
           f"at 854x480 ({frames_n} frames)")
     ok = report(results, models)
+    if args.decompose:
+        decomposition(results, models)
     for label in list(variants)[1:]:
         print(f"\nvariant {label}: {variants[label]}")
         report(results, models, label)
