@@ -119,11 +119,18 @@ class PerFrame:
         self.folder = cache_dir() / "flicker" / f"{model}-{self.key}"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.computed = self.hits = 0
+        #: an earlier run's cache: frames found by sequence and number (a copied data set has new mtimes)
+        self.loose = code_key is not None
 
     def _path(self, frame: Path) -> Path:
         st = frame.stat()
         h = hashlib.blake2b(f"{frame.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode(), digest_size=12)
-        return self.folder / f"{frame.parent.parent.name}-{frame.stem}-{h.hexdigest()}.png"
+        path = self.folder / f"{frame.parent.parent.name}-{frame.stem}-{h.hexdigest()}.png"
+        if self.loose and not path.is_file():
+            found = list(self.folder.glob(f"{frame.parent.parent.name}-{frame.stem}-*.png"))
+            if len(found) == 1:
+                return found[0]
+        return path
 
     def cached(self, frame: Path) -> bool:
         return self._path(frame).is_file()
