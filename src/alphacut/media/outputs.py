@@ -77,9 +77,12 @@ class OutputPlan:
         return self.content == "rgba"
 
 
-#: VP9: realtime deadline at speed 8 keeps the encoder from bounding throughput (see
-#: bench/video.py); CRF 30 with row multithreading. Alpha is a second VP9 stream with the same settings.
-VP9_OPTIONS = (("deadline", "realtime"), ("cpu-used", "8"), ("crf", "30"), ("b", "0"), ("row-mt", "1"),
+#: VP9: the realtime deadline keeps the encoder from bounding throughput: about 40 ms of CPU
+#: a 1080p frame with alpha, 4% of a U²-Netp frame's work, against 2-3x that at the "good"
+#: deadline. Within realtime, speeds 5-8 cost the same CPU within the measurement's noise
+#: and speed 6 writes files 17-22% smaller than 8 (``bench/video.py encoder``, docs/video.md),
+#: so 6. CRF 30 with row multithreading. Alpha is a second VP9 stream with the same settings.
+VP9_OPTIONS = (("deadline", "realtime"), ("cpu-used", "6"), ("crf", "30"), ("b", "0"), ("row-mt", "1"),
                ("lag-in-frames", "0"))
 X264_OPTIONS = (("preset", "veryfast"), ("crf", "18"))
 PRORES_OPTIONS = (("profile", "4"), ("vendor", "apl0"), ("alpha_bits", "16"))
