@@ -43,7 +43,10 @@ Metrics, per sequence (alpha in 0..1):
   bit of flicker gone, because each frame's spatial error (a kept second object, an edge a few
   pixels off) moves with the subject and the truth's change does not contain it. An estimate
   (the evaluation's flow errs too) of where a stage that only removed flicker would stop;
-  below it only more accurate mattes go.
+  below it only more accurate mattes go. ``--decompose`` checks it: e_t - e_t-1 = F + K exactly,
+  F = W(e_t-1) - e_t-1 (the floor's term), K = e_t - W(e_t-1); dt^2 = F^2 + K^2 + 2<F, K>, and a
+  negative cross term says W's misses inflate F (docs/video-quality.md: the floor is an
+  over-estimate; with untrusted pixels granted no change it is lower).
 - soft (%): share of pixels with 0.05 < alpha < 0.95: averaging mattes that disagree makes
   soft pixels, and smearing a moving subject would make many.
 Targets (issue 13): warping error and dtSSD at least 40% lower than the independent per-frame
