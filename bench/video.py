@@ -1,15 +1,20 @@
 """Video throughput, memory flat in clip length, and output sizes — side by side in one run.
 
     nice python bench/video.py throughput [--sizes 854x480,1920x1080] [--frames 24] [--models isnet,u2netp]
-    nice python bench/video.py memory [--short 300 --long 1500 --size 1920x1080]
+    nice python bench/video.py stages [--size 1920x1080 --frames 24 --models u2netp]
+    nice python bench/video.py encoder [--frames 48 --clip CLIP_WITH_ALPHA --variants ";cpu-used=8;..."]
+    nice python bench/video.py memory [--short 300 --long 1500 --size 1920x1080] [--separate]
     nice python bench/video.py sizes [--clip tests/data/video/mb_trim-buck-bunny.webm]
     nice python bench/video.py rembg [--frames 24 --size 854x480]   (needs /tmp/venv-rembg)
 
 throughput: the same generated frames (a textured disc moving over a gradient) through
   (a) inference alone — ``Stages.infer`` on each frame, sequentially: the inference-bound rate;
   (b) ``media.write_clip`` to VP9 WebM with alpha (decode, infer, finish, encode, verify,
-      audio) at the encoder's default speed setting (realtime deadline, cpu-used 8);
-  and prints (b)/(a). Fast tier; IS-Net runs with its U²-Netp second opinion, as shipped.
+      audio) at the encoder's default setting (realtime deadline, speed 6);
+  and prints (b)/(a), in wall-clock rates and in CPU time a frame (the figure a shared
+  machine's load barely moves).
+stages: each stage's CPU and wall time a frame, the stages called one after another.
+encoder: VP9 settings on the same RGBA frames: CPU a frame, size, whether verify_clip passes. Fast tier; IS-Net runs with its U²-Netp second opinion, as shipped.
 memory: peak RSS after 300 and after 1,500 frames of a generated clip (a disc going back and
   forth, H.264 + AAC, made with PyAV in a temporary folder), U²-Netp, WebM: one process
   writing the long clip, read as it passes frame 300 and at its end (``--separate``: a fresh
