@@ -66,12 +66,18 @@ def blur_fusion(I: np.ndarray, a: np.ndarray, radii: tuple[int, ...] = RADII) ->
 
 def blur_fusion_fb(I: np.ndarray, a: np.ndarray, radii: tuple[int, ...] = RADII
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Blur-fusion returning both estimates: foreground F and the blurred background B.
+    """Blur-fusion returning both estimates: foreground F and the blurred background B."""
+    F, B = blur_fusion_planes(cv2.split(np.ascontiguousarray(I, dtype=np.float32)), a, radii)
+    return cv2.merge(F), cv2.merge(B)
+
+
+def blur_fusion_planes(observed: list[np.ndarray], a: np.ndarray, radii: tuple[int, ...] = RADII
+                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``blur_fusion_fb`` on the picture's colour planes (float32, 0..1), returning planes.
 
     Worked one colour plane at a time: NumPy is several times slower broadcasting over a
     trailing axis of 3, and this halves the time of the whole estimate."""
     eps = np.float32(1e-5)
-    observed = cv2.split(np.ascontiguousarray(I, dtype=np.float32))
     a = np.ascontiguousarray(a, dtype=np.float32)
     rest = 1 - a
     F, B = observed, observed
@@ -94,7 +100,7 @@ def blur_fusion_fb(I: np.ndarray, a: np.ndarray, radii: tuple[int, ...] = RADII
             new_f.append(f)
             new_b.append(bB)
         F, B = new_f, new_b
-    return cv2.merge(F), cv2.merge(B)
+    return F, B
 
 
 def _scaled_radii(H: int, W: int) -> tuple[int, ...]:
@@ -207,11 +213,16 @@ class BlurFields:
         top = np.float32(65535.0 if np.dtype(dtype) == np.uint16 else 255.0)
         h, w = small_alpha.shape
         small_i = small_image.astype(np.float32) / top
-        f_small, b_small = blur_fusion_fb(small_i, small_alpha, _scaled_radii(h, w))
+        f_small, b_small = blur_fusion_planes(cv2.split(small_i), small_alpha, _scaled_radii(h, w))
+        del small_i
         # two 4-channel fields (the 4th unused), in the image's own units: OpenCV resamples 1- and
-        # 4-channel images on its vectorised path, 3- and 6-channel ones several times slower
-        pad = np.zeros((h, w, 1), np.float32)
-        f4, b4 = np.concatenate([f_small, pad], axis=2), np.concatenate([b_small, pad], axis=2)
+        # 4-channel images on its vectorised path, 3- and 6-channel ones several times slower;
+        # merged straight from the planes (no 3-channel copies in between)
+        pad = np.zeros((h, w), np.float32)
+        f4 = cv2.merge([*f_small, pad])
+        del f_small
+        b4 = cv2.merge([*b_small, pad])
+        del b_small
         f4 *= top
         b4 *= top
         return cls(f4, b4, top, np.float32(power))

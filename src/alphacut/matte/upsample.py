@@ -112,14 +112,31 @@ class GuidedFit:
     """
 
     def __init__(self, guide: np.ndarray, Iw: np.ndarray, p: np.ndarray, band: np.ndarray, r: int,
-                 base: np.ndarray, tile: int | None = None) -> None:
-        self.guide, self.Iw, self.p, self.r, self.base = guide, Iw, p, r, base
+                 base: np.ndarray | None, tile: int | None = None, *, coarse: np.ndarray | None = None) -> None:
+        self.guide, self.Iw, self.p, self.r = guide, Iw, p, r
+        #: the full-resolution output, or None until ``output`` makes it from ``coarse``
+        self.base: np.ndarray = base  # type: ignore[assignment]
+        self.coarse = coarse
         self.H, self.W = guide.shape[:2]
         self.grid = p.shape
         self.same = self.grid == (self.H, self.W)
         self.band_f = band.astype(np.float32)
         self.margin = 2 * r + 1
         self.tiles = band_tiles(band, self.H, self.W, tile or TILE)
+
+    def output(self) -> np.ndarray:
+        """The full-resolution matte ``apply`` blends into (the model's matte plainly resized),
+        made on the first call: the fused pass makes it after its blur passes, so its 48 MB
+        (12 MP) are not held through them."""
+        if self.base is None:
+            base = _resize(self.coarse, (self.W, self.H))  # a new float32 array (cv2.resize)
+            self.base = base.copy() if base is self.coarse else base
+        return self.base
+
+    def release_fit_inputs(self) -> None:
+        """Every tile's coefficients are fitted: let go of what only ``fit`` reads (the working
+        matte and guide; 22 MB at 12 MP), keeping what ``apply`` needs."""
+        self.p = self.Iw = None  # type: ignore[assignment]
 
     def window(self, t: Tile) -> Tile:
         """The working-resolution window (y0, y1, x0, x1) tile ``t`` reads."""
@@ -237,10 +254,7 @@ def plan_upsample(matte: np.ndarray, guide: np.ndarray) -> GuidedFit | np.ndarra
     k = 2 * r + 1
     band = cv2.dilate(band.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
 
-    base = _resize(m, (W, H))  # a new float32 array (cv2.resize), filled in place by the tiles
-    if base is m:
-        base = base.copy()
-    return GuidedFit(guide, Iw, p, band, r, base)
+    return GuidedFit(guide, Iw, p, band, r, None, coarse=m)  # the output: ``GuidedFit.output``
 
 
 def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
@@ -250,5 +264,6 @@ def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
     plan = plan_upsample(matte, guide)
     if isinstance(plan, np.ndarray):
         return plan
+    base = plan.output()
     map_pieces(lambda t: plan.apply(t, plan.fit(t)), plan.tiles)
-    return plan.base
+    return base
