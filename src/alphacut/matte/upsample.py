@@ -157,10 +157,10 @@ class GuidedFit:
         """Evaluate the fitted coefficients on full-resolution tile ``t`` and blend the result
         into ``base`` by the band's (resampled) weight.
 
-        Where the weight is 0 the blend leaves ``base`` as it is, so on a larger picture only
-        the pixels with a weight are evaluated (about a third of a band tile): the coefficients
-        are resampled at just those pixels (when they are few) and the same float32 operations run on the gathered
-        values, so the matte is bit for bit the whole tile's."""
+        Where the weight is 0 the blend leaves ``base`` as it is, so on a larger picture, when
+        few of the tile's pixels have a weight (a third of a band tile on average), only they
+        are evaluated: the coefficients are resampled at just those pixels and the same float32
+        operations run on the gathered values, so the matte is bit for bit the whole tile's."""
         y0, y1, x0, x1 = t
         wy0, wy1, wx0, wx1 = self.window(t)
         if self.same:
