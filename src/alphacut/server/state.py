@@ -110,9 +110,9 @@ class EnginePool:
             return list(self._engines)
 
     def submit(self, source: Path | str | bytes, *, name: str | None = None, options: Any = None,
-               output: Path | str | None = None) -> Job:
+               output: Path | str | None = None, clip: bool = False, clip_settings: Any = None) -> Job:
         eng = self.engine_for(options.model if options is not None else self._default_model)
-        job = eng.submit(source, name=name, options=options, output=output)
+        job = eng.submit(source, name=name, options=options, output=output, clip=clip, clip_settings=clip_settings)
         with self._lock:
             self._owner[job.id] = eng
         return job
