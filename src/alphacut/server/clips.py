@@ -172,10 +172,11 @@ def clip_file(state: ServerState, job: Any, up: Upload, fmt: str | None, bg: tup
     if bg is None and not export.mask and export.extension == ending and export.video_codec == codec:
         return master, export  # the job's own verified file
     key = f"{fmt}-{'%02x%02x%02x' % bg if bg else 'clear'}"
-    out = up.clip_dir / f"{key}{export.extension}"
+    out = up.clip_dir / key / download_name(up.name, fmt, export)  # a frames ZIP's folder is its stem
     with _lock(job.id):
         if out.exists():
             return out, export
+        out.parent.mkdir(exist_ok=True)
         opts = dataclasses.replace(job.options, background=bg, mask_only=export.mask, crop=False)
         try:
             rewrite_clip(master, up.path, out, options=opts, format=export.format, video_codec=export.video_codec,
