@@ -125,7 +125,7 @@ function setClipMode(on) {
     b.disabled = on;
     if (on) { if (!b.dataset.title) b.dataset.title = b.title; b.title = why; } else if (b.dataset.title) b.title = b.dataset.title;
   });
-  $$('[data-view]').forEach((b) => { b.disabled = on; });
+  $$('[data-view], #zoom-in, #zoom-out, #zoom-fit, #zoom-100').forEach((b) => { b.disabled = on; });
   if (on) { $('#opts-brush').hidden = true; $('#opts-wand').hidden = true; } else setToolOptions(viewer.tool);
 }
 
@@ -268,7 +268,8 @@ function addFiles(files) {
   if (!list.length) return;
   for (const file of list) {
     const item = { key: `k${++keySeq}`, name: file.name, file, stage: 'uploading', progress: 0, error: null, jobId: null };
-    if (/\.(png|jpe?g|webp|gif|bmp|avif)$/i.test(file.name) || /^image\/(png|jpeg|webp|gif|bmp|avif)$/.test(file.type)) {
+    if (!/\.(mp4|m4v|mov|webm|mkv|avi|mts|m2ts|ts)$/i.test(file.name)
+        && (/\.(png|jpe?g|webp|gif|bmp|avif)$/i.test(file.name) || /^image\/(png|jpeg|webp|gif|bmp|avif)$/.test(file.type))) {
       item.thumb = URL.createObjectURL(file);
     }
     app.items.push(item);
@@ -400,7 +401,7 @@ function buildItem(item) {
   li.setAttribute('role', 'button');
   const thumb = el('div', 'qthumb');
   const src = item.stage === 'done' && item.jobId ? `/api/jobs/${item.jobId}/preview/original.png` : item.thumb;
-  if (src) { const img = el('img'); img.alt = ''; img.src = src; img.loading = 'lazy'; thumb.append(img); }
+  if (src) { const img = el('img'); img.alt = ''; img.onerror = () => img.remove(); img.src = src; img.loading = 'lazy'; thumb.append(img); }
   const body = el('div', 'qbody');
   if (item.group) body.append(el('div', 'qgroup muted', item.group));
   const clip = clipOf(item);
