@@ -171,3 +171,20 @@ def test_model_input_is_the_normalised_view_bit_for_bit():
             ref = np.ascontiguousarray(ref.transpose(2, 0, 1)[None])
             got = prepare_input(img, spec)
             assert got.dtype == np.float32 and got.flags.c_contiguous and np.array_equal(got, ref), spec.name
+
+
+def test_finish_without_the_original_gives_the_same_cutout_from_one_array():
+    """``pipeline.finish(keep_original=False)`` (the engine's workers, when nothing composes
+    with the original colours): the same matte and foreground as keeping it, decontaminated in
+    the decoded photo's own array, which the cutout's picture then holds."""
+    from alphacut.imageio.decode import Picture
+    from alphacut.pipeline import Inferred, Options, finish
+
+    img, coarse = _photo(2200, 3000)
+    kept = finish(Inferred(Picture(img.copy(), None, None, None, "png", "p"), coarse, None, Options()))
+    mine = img.copy()
+    spared = finish(Inferred(Picture(mine, None, None, None, "png", "p"), coarse, None, Options()),
+                    keep_original=False)
+    assert np.array_equal(kept.matte, spared.matte) and np.array_equal(kept.foreground, spared.foreground)
+    assert spared.foreground is mine and spared.picture.rgb is mine
+    assert np.array_equal(kept.picture.rgb, img) and not np.array_equal(kept.foreground, img)
