@@ -145,9 +145,14 @@ def infer(
     return Inferred(picture, coarse, crop, options, warnings, timings, decided=second is not None)
 
 
-def finish(inferred: Inferred, *, on_stage: StageCallback = _noop) -> Cutout:
+def finish(inferred: Inferred, *, on_stage: StageCallback = _noop, keep_original: bool = True) -> Cutout:
     """The full-resolution work on what the models said: edge-aware upsampling, the best
-    tier's refinement, the source's own transparency, decontamination."""
+    tier's refinement, the source's own transparency, decontamination.
+
+    ``keep_original=False`` (a caller that owns the decoded picture and composes without the
+    original colours, as the job engine's workers do unless asked to blur the background or
+    keep artifacts): a large photo is decontaminated in place, and the cutout's picture holds
+    the foreground colours, as above ``RELEASE_ORIGINAL_PIXELS``."""
     picture, options = inferred.picture, inferred.options
     timings = dict(inferred.timings)
 
@@ -158,9 +163,10 @@ def finish(inferred: Inferred, *, on_stage: StageCallback = _noop) -> Cutout:
         # same matte; the colour within a stated tolerance: matte/fused.py)
         t = time.perf_counter()
         power = CONFIDENCE_POWER
-        matte, foreground = upsample_and_decontaminate(inferred.coarse, picture.rgb, confidence_power=power)
+        matte, foreground = upsample_and_decontaminate(inferred.coarse, picture.rgb, confidence_power=power,
+                                                       in_place=not keep_original)
         timings["upsample+decontaminate"] = time.perf_counter() - t
-        if matte.size > RELEASE_ORIGINAL_PIXELS:
+        if matte.size > RELEASE_ORIGINAL_PIXELS or not keep_original:
             picture = replace(picture, rgb=foreground)  # as below: keep one of the two
         on_stage("refining", 1.0)
         return Cutout(picture, matte, foreground, options, warnings=list(inferred.warnings), timings=timings)
@@ -348,17 +354,38 @@ def background_pixels(cutout: Cutout, opts: Options, box: tuple[int, int, int, i
 
 def render(cutout: Cutout, options: Options | None = None, *, name: str = "<output>", on_stage: StageCallback = _noop) -> bytes:
     """Encode and verify: the bytes returned have been decoded again and checked."""
+    pixels, settings = output_pixels(cutout, options, timings=cutout.timings, on_stage=on_stage)
+    return encode_verified(pixels, settings, name=name, timings=cutout.timings, on_stage=on_stage)
+
+
+def output_pixels(cutout: Cutout, options: Options | None = None, *, timings: dict[str, float],
+                  on_stage: StageCallback = _noop) -> tuple[np.ndarray | StraightRGBA, EncodeSettings]:
+    """``render``'s first half: the pixels to write (``compose``), built once when the encoder
+    and the verifier can share them (up to ``SHARED_RGBA_PIXELS``).
+
+    Built, they hold everything the output needs: a caller that lets go of the cutout now (the
+    job engine's workers) does not keep its matte, colour and photo (120 MB at 12 MP) through
+    encoding and verification, beside the next image's inference."""
     on_stage("encoding", 0.0)
     t = time.perf_counter()
     pixels, settings = compose(cutout, options)
     if isinstance(pixels, StraightRGBA) and pixels.shape[0] * pixels.shape[1] <= SHARED_RGBA_PIXELS:
         pixels = pixels.materialize()  # built once, not once for the encoder and again to verify
+    timings["encode"] = time.perf_counter() - t
+    return pixels, settings
+
+
+def encode_verified(pixels: np.ndarray | StraightRGBA, settings: EncodeSettings, *, name: str = "<output>",
+                    timings: dict[str, float], on_stage: StageCallback = _noop) -> bytes:
+    """``render``'s second half: encode the pixels and verify the bytes (decoded again and
+    checked); the times add to ``timings``."""
+    t = time.perf_counter()
     data = encode_pixels(pixels, settings)
-    cutout.timings["encode"] = time.perf_counter() - t
+    timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t
     on_stage("verifying", 0.0)
     t = time.perf_counter()
     verify_encoded(data, pixels, settings, name=name)
-    cutout.timings["verify"] = time.perf_counter() - t
+    timings["verify"] = time.perf_counter() - t
     return data
 
 

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 from . import pipeline
 from .imageio.decode import Picture, read_input
+from .imageio.encode import EncodeSettings
 from .matte.predict import Runner
 from .models.catalog import ModelSpec
 from .pipeline import Cutout, Inferred, Options, StageCallback
@@ -111,10 +112,11 @@ class Stages:
         inferred.timings = {**decoded.timings, **inferred.timings}
         return inferred
 
-    def finish(self, inferred: Inferred, *, on_stage: StageCallback = pipeline._noop) -> Cutout:
+    def finish(self, inferred: Inferred, *, on_stage: StageCallback = pipeline._noop,
+               keep_original: bool = True) -> Cutout:
         """The full-resolution work (``pipeline.finish``); the cutout then says which provider
         ran it and carries the session's warnings after the models' own."""
-        cutout = pipeline.finish(inferred, on_stage=on_stage)
+        cutout = pipeline.finish(inferred, on_stage=on_stage, keep_original=keep_original)
         cutout.provider = self.provider
         cutout.warnings.extend(getattr(self.session, "warnings", []))
         return cutout
@@ -124,6 +126,16 @@ class Stages:
         """Compose, encode and verify (``pipeline.render``); the times land in ``cutout.timings``."""
         return pipeline.render(cutout, options, name=cutout.picture.name if name is None else name,
                                on_stage=on_stage)
+
+    def output_pixels(self, cutout: Cutout, options: Options | None = None, *, timings: dict[str, float],
+                      on_stage: StageCallback = pipeline._noop) -> tuple[Any, EncodeSettings]:
+        """``render``'s first half (``pipeline.output_pixels``): after it the cutout may go."""
+        return pipeline.output_pixels(cutout, options, timings=timings, on_stage=on_stage)
+
+    def encode_verified(self, pixels: Any, settings: EncodeSettings, *, name: str, timings: dict[str, float],
+                        on_stage: StageCallback = pipeline._noop) -> bytes:
+        """``render``'s second half (``pipeline.encode_verified``): encode, verify."""
+        return pipeline.encode_verified(pixels, settings, name=name, timings=timings, on_stage=on_stage)
 
     # --- whole images ---------------------------------------------------------------------
 

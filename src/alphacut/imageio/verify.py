@@ -121,6 +121,7 @@ def _compare(got: np.ndarray, expected: np.ndarray | StraightRGBA, channels: int
     import cv2
 
     stats = _Stats()
+    identical: list[int] = []  # strips whose weight is needed only if another strip differs
     for y0 in range(0, expected.shape[0], STRIP_ROWS):
         g = got[y0 : y0 + STRIP_ROWS]
         e = pixel_rows(expected, y0, min(expected.shape[0], y0 + STRIP_ROWS))
@@ -128,10 +129,10 @@ def _compare(got: np.ndarray, expected: np.ndarray | StraightRGBA, channels: int
             g = cv2.cvtColor(g, cv2.COLOR_BGRA2RGBA if channels == 4 else cv2.COLOR_BGR2RGB)
         g, e = np.ascontiguousarray(g), np.ascontiguousarray(e)
         if cv2.norm(g, e, cv2.NORM_INF) == 0:  # identical (every lossless file): no error to add
-            if channels == 4:
-                stats.weight += float(cv2.sumElems(e)[3])
-            elif channels == 3:
+            if channels == 3:
                 stats.weight += float(e.shape[0] * e.shape[1])
+            elif channels == 4:
+                identical.append(y0)
             continue
         d = cv2.absdiff(g, e)
         if channels == 1:
@@ -154,4 +155,11 @@ def _compare(got: np.ndarray, expected: np.ndarray | StraightRGBA, channels: int
             else:  # colour under invisible pixels does not count
                 stats.colour_max = max(stats.colour_max, int(dc.max(initial=0, where=visible)))
                 stats.weighted_sum += float(np.dot(dc.astype(np.float32).ravel(), weights))
+    if identical and stats.weighted_sum > 0:
+        # the alpha-weighted mean error needs every visible pixel's weight; a file that decoded
+        # to exactly what was meant (every lossless one) has no error to average, and its
+        # verdict cannot depend on the weights: they are summed only when something differs
+        for y0 in identical:
+            e = pixel_rows(expected, y0, min(expected.shape[0], y0 + STRIP_ROWS))
+            stats.weight += float(cv2.sumElems(np.ascontiguousarray(e))[3])
     return stats

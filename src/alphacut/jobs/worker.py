@@ -106,10 +106,22 @@ class Worker:
         on_stage = self.reporter(task.id)
         inferred, item.inferred = item.inferred, None
         t = time.perf_counter()
-        cutout = self.stages.finish(inferred, on_stage=on_stage)
-        data = self.stages.render(cutout, task.options, name=task.name, on_stage=on_stage)
-        self._balance(item.infer_s, time.perf_counter() - t)
+        # the decoded photo is this worker's own: unless the background is a blur of it or the
+        # job's artifacts keep it, a large one is decontaminated in place (one copy fewer)
+        keep_original = self.artifacts is not None or task.options.compose.blur is not None
+        cutout = self.stages.finish(inferred, on_stage=on_stage, keep_original=keep_original)
+        del inferred  # the photo lives on in the cutout only
         timings = cutout.timings  # decode, the model passes, finish, encode, verify: the stages'
+        provider, warnings = cutout.provider, tuple(dict.fromkeys(cutout.warnings))
+        pixels, settings = self.stages.output_pixels(cutout, task.options, timings=timings, on_stage=on_stage)
+        # the built pixels are all the output needs: without artifacts to keep, the matte, the
+        # colour and the photo go now, not after encoding and verification (which overlap the
+        # next image's inference: the worker's peak memory; docs/speed.md, "Batches")
+        keep = cutout if self.artifacts is not None else None
+        del cutout
+        data = self.stages.encode_verified(pixels, settings, name=task.name, timings=timings, on_stage=on_stage)
+        del pixels
+        self._balance(item.infer_s, time.perf_counter() - t)
         kept: str | None = None
         with timed(timings, "write"):
             out = Path(task.output)
@@ -119,12 +131,11 @@ class Worker:
             if self.artifacts is not None:
                 from .artifacts import save_artifacts
 
-                save_artifacts(self.artifacts / task.id, cutout, task.name)
+                save_artifacts(self.artifacts / task.id, keep, task.name)
                 kept = str(self.artifacts / task.id)
         self.send(Finished(
             task.id, output=str(out), sha256=hashlib.sha256(data).hexdigest(), bytes=len(data),
-            timings=dict(timings), provider=cutout.provider,
-            warnings=tuple(dict.fromkeys(cutout.warnings)), artifacts=kept,
+            timings=dict(timings), provider=provider, warnings=warnings, artifacts=kept,
         ))
 
     def _balance(self, infer_s: float, finish_s: float) -> None:

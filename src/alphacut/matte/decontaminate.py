@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from ..parallel import map_pieces, worker_threads
-from .tiles import Tile, all_tiles, resample_tile
+from .tiles import Tile, all_tiles, few_points, resample_points, resample_tile
 
 __all__ = ["BlurFields", "blur_fusion", "blur_grid", "estimate_foreground"]
 
@@ -66,12 +66,18 @@ def blur_fusion(I: np.ndarray, a: np.ndarray, radii: tuple[int, ...] = RADII) ->
 
 def blur_fusion_fb(I: np.ndarray, a: np.ndarray, radii: tuple[int, ...] = RADII
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Blur-fusion returning both estimates: foreground F and the blurred background B.
+    """Blur-fusion returning both estimates: foreground F and the blurred background B."""
+    F, B = blur_fusion_planes(cv2.split(np.ascontiguousarray(I, dtype=np.float32)), a, radii)
+    return cv2.merge(F), cv2.merge(B)
+
+
+def blur_fusion_planes(observed: list[np.ndarray], a: np.ndarray, radii: tuple[int, ...] = RADII
+                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``blur_fusion_fb`` on the picture's colour planes (float32, 0..1), returning planes.
 
     Worked one colour plane at a time: NumPy is several times slower broadcasting over a
     trailing axis of 3, and this halves the time of the whole estimate."""
     eps = np.float32(1e-5)
-    observed = cv2.split(np.ascontiguousarray(I, dtype=np.float32))
     a = np.ascontiguousarray(a, dtype=np.float32)
     rest = 1 - a
     F, B = observed, observed
@@ -94,7 +100,7 @@ def blur_fusion_fb(I: np.ndarray, a: np.ndarray, radii: tuple[int, ...] = RADII
             new_f.append(f)
             new_b.append(bB)
         F, B = new_f, new_b
-    return cv2.merge(F), cv2.merge(B)
+    return F, B
 
 
 def _scaled_radii(H: int, W: int) -> tuple[int, ...]:
@@ -207,18 +213,28 @@ class BlurFields:
         top = np.float32(65535.0 if np.dtype(dtype) == np.uint16 else 255.0)
         h, w = small_alpha.shape
         small_i = small_image.astype(np.float32) / top
-        f_small, b_small = blur_fusion_fb(small_i, small_alpha, _scaled_radii(h, w))
+        f_small, b_small = blur_fusion_planes(cv2.split(small_i), small_alpha, _scaled_radii(h, w))
+        del small_i
         # two 4-channel fields (the 4th unused), in the image's own units: OpenCV resamples 1- and
-        # 4-channel images on its vectorised path, 3- and 6-channel ones several times slower
-        pad = np.zeros((h, w, 1), np.float32)
-        f4, b4 = np.concatenate([f_small, pad], axis=2), np.concatenate([b_small, pad], axis=2)
+        # 4-channel images on its vectorised path, 3- and 6-channel ones several times slower;
+        # merged straight from the planes (no 3-channel copies in between)
+        pad = np.zeros((h, w), np.float32)
+        f4 = cv2.merge([*f_small, pad])
+        del f_small
+        b4 = cv2.merge([*b_small, pad])
+        del b_small
         f4 *= top
         b4 *= top
         return cls(f4, b4, top, np.float32(power))
 
     def correct(self, image: np.ndarray, alpha: np.ndarray, out: np.ndarray, t: Tile) -> None:
         """Write the decontaminated colour of tile ``t``'s soft pixels into ``out`` (the others
-        keep what ``out`` holds: the original colour)."""
+        keep what ``out`` holds: the original colour).
+
+        Where the soft pixels are few (a soft tile's band is typically a quarter of it) only
+        they are computed: the fields are resampled at just those pixels and the formula runs
+        on the gathered values, the same float32 operations on the same inputs as over the
+        whole tile (``_correct_tile``), so the colour is bit for bit the same."""
         H, W = alpha.shape
         y0, y1, x0, x1 = t
         a = alpha[y0:y1, x0:x1]
@@ -226,14 +242,47 @@ class BlurFields:
         if band is None:
             return
         top = self.top
+        points = few_points(band) if image.flags.c_contiguous and out.flags.c_contiguous else None
+        if points is None:
+            self._correct_tile(image, alpha, out, t, band)
+            return
+        _, rows, cols = points
+        est_f = resample_points(self.f4, H, W, t, rows, cols)
+        est_b = resample_points(self.b4, H, W, t, rows, cols)
+        a = a[band]
+        confidence = _confidence(a, self.power)
+        rest = 1 - a
+        flat = (rows + y0) * W + (cols + x0)  # the pixels' places in the whole picture
+        observed = _take_pixels(image, flat)
+        # one channel at a time: NumPy is several times slower on a trailing axis of 3
+        for c in range(3):
+            i = observed[:, c].astype(np.float32)
+            # F = F̂ + a·(I − a·F̂ − (1 − a)·B̂), then blended with I by the confidence
+            f = i - a * est_f[:, c]
+            f -= rest * est_b[:, c]
+            f *= a
+            f += est_f[:, c]
+            np.clip(f, 0.0, top, out=f)
+            f -= i
+            f *= confidence
+            f += i
+            np.rint(f, out=f)
+            observed[:, c] = f  # in range: a blend of two values in 0..top, rounded
+        _put_pixels(out, flat, observed)
+
+    def _correct_tile(self, image: np.ndarray, alpha: np.ndarray, out: np.ndarray, t: Tile,
+                      band: np.ndarray) -> None:
+        """``correct`` over the whole tile (most of it soft): the same formula."""
+        H, W = alpha.shape
+        y0, y1, x0, x1 = t
+        a = alpha[y0:y1, x0:x1]
+        top = self.top
         est_f, est_b = resample_tile(self.f4, H, W, t), resample_tile(self.b4, H, W, t)
         confidence = _confidence(a, self.power)
         rest = 1 - a
         tile_in, tile_out = image[y0:y1, x0:x1], out[y0:y1, x0:x1]
-        # one channel at a time: NumPy is several times slower on a trailing axis of 3
         for c in range(3):
             i = tile_in[..., c].astype(np.float32)
-            # F = F̂ + a·(I − a·F̂ − (1 − a)·B̂), then blended with I by the confidence
             f = i - a * est_f[..., c]
             f -= rest * est_b[..., c]
             f *= a
@@ -244,3 +293,16 @@ class BlurFields:
             f += i
             np.rint(f, out=f)
             np.copyto(tile_out[..., c], f, where=band, casting="unsafe")
+
+
+def _take_pixels(image: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """The (n, 3) pixels of C-contiguous ``image`` (H, W, 3) at flat indices ``flat`` (a new array)."""
+    return np.take(image.reshape(-1, image.shape[2]), flat, axis=0)
+
+
+def _put_pixels(out: np.ndarray, flat: np.ndarray, values: np.ndarray) -> None:
+    """Write (n, 3) ``values`` to C-contiguous ``out`` (H, W, 3) at flat indices ``flat``; each
+    pixel as one opaque item (NumPy's fancy assignment over a trailing axis is 5x slower)."""
+    item = np.dtype((np.void, out.dtype.itemsize * out.shape[2]))
+    np.put(out.reshape(-1, out.shape[2]).view(item).reshape(-1), flat,
+           np.ascontiguousarray(values, out.dtype).view(item).reshape(-1))

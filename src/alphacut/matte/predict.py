@@ -49,14 +49,22 @@ def model_view(rgb: np.ndarray, spec: ModelSpec) -> np.ndarray:
 
 
 def prepare_input(rgb: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    """(H,W,3) uint8/uint16 RGB → (1,3,h,w) float32 normalised as ``spec`` says."""
-    small = model_view(rgb, spec).astype(np.float32)
+    """(H,W,3) uint8/uint16 RGB → (1,3,h,w) float32 normalised as ``spec`` says.
+
+    Written plane by plane into the one output array: the same float32 operations as
+    ``(x / divisor - mean) / std`` on the whole picture followed by a transposed copy, without
+    the four 12 MB temporaries (and their page faults) that took 0.023 CPU s at IS-Net's 1024²."""
+    view = model_view(rgb, spec)
     norm = spec.normalization
-    divisor = max(float(small.max()), 1e-6) if norm.divisor == "max" else float(norm.divisor)
-    mean = np.asarray(norm.mean, np.float32)
-    std = np.asarray(norm.std, np.float32)
-    small = (small / np.float32(divisor) - mean) / std
-    return np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32)
+    divisor = np.float32(max(float(view.max()), 1e-6) if norm.divisor == "max" else float(norm.divisor))
+    h, w = view.shape[:2]
+    x = np.empty((1, 3, h, w), np.float32)
+    for c in range(3):
+        plane = x[0, c]
+        np.divide(view[..., c], divisor, out=plane, dtype=np.float32)  # uint8 → float32 is exact
+        plane -= np.float32(norm.mean[c])
+        plane /= np.float32(norm.std[c])
+    return x
 
 
 def read_output(raw: np.ndarray, spec: ModelSpec) -> np.ndarray:

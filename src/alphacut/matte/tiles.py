@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["Tile", "all_tiles", "band_tiles", "resample_tile", "window_for"]
+__all__ = ["Tile", "all_tiles", "band_tiles", "few_points", "resample_points", "resample_tile", "window_for"]
 
 #: full-resolution tile side: big enough that per-tile Python overhead is noise, small enough
 #: that skipping tiles without a soft edge saves most of the work on a typical photo
@@ -55,13 +55,63 @@ def resample_tile(field: np.ndarray, height: int, width: int, t: Tile, *,
     ``origin`` the (y, x) of ``field[0, 0]`` in it; the window must hold every map pixel the
     tile's bilinear footprint reads (``window_for``)."""
     y0, y1, x0, x1 = t
-    h, w = grid or field.shape[:2]
-    oy, ox = origin
-    xs = (np.arange(x0, x1, dtype=np.float32) + 0.5) * np.float32(w / width) - np.float32(0.5 + ox)
-    ys = (np.arange(y0, y1, dtype=np.float32) + 0.5) * np.float32(h / height) - np.float32(0.5 + oy)
+    xs, ys = _sample_coords(height, width, t, grid or field.shape[:2], origin)
     mx = np.ascontiguousarray(np.broadcast_to(xs[None, :], (y1 - y0, x1 - x0)))
     my = np.ascontiguousarray(np.broadcast_to(ys[:, None], (y1 - y0, x1 - x0)))
     return cv2.remap(field, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _sample_coords(height: int, width: int, t: Tile, grid: tuple[int, int], origin: tuple[int, int]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The map coordinates (float32) of tile ``t``'s pixel centres: its columns' x and its rows' y."""
+    y0, y1, x0, x1 = t
+    h, w = grid
+    oy, ox = origin
+    xs = (np.arange(x0, x1, dtype=np.float32) + 0.5) * np.float32(w / width) - np.float32(0.5 + ox)
+    ys = (np.arange(y0, y1, dtype=np.float32) + 0.5) * np.float32(h / height) - np.float32(0.5 + oy)
+    return xs, ys
+
+
+#: above this share of a tile's pixels, gathering them costs more than working the whole tile
+POINT_SHARE = 0.5
+
+
+def few_points(mask: np.ndarray, share: float = POINT_SHARE) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(flat indices, rows, columns) of ``mask``'s True pixels in row-major order when they
+    are at most ``share`` of it, else None (work the whole tile)."""
+    idx = np.flatnonzero(mask)
+    if idx.size > share * mask.size:
+        return None
+    rows = np.repeat(np.arange(mask.shape[0]), np.count_nonzero(mask, axis=1))  # no division
+    return idx, rows, idx - rows * mask.shape[1]
+
+
+#: cv2.remap's output must be narrower than SHRT_MAX pixels: a point list goes in rows this wide
+_POINT_ROW = 1024
+
+
+def resample_points(field: np.ndarray, height: int, width: int, t: Tile, rows: np.ndarray, cols: np.ndarray, *,
+                    grid: tuple[int, int] | None = None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """``resample_tile(field, ...)[rows, cols]`` without resampling the rest of the tile:
+    (n, channels) for the n tile pixels at (``rows``, ``cols``), tile-relative.
+
+    The same coordinates go through the same ``cv2.remap`` (each output pixel depends only
+    on its own coordinates), so the values are bit for bit those of the whole tile; where
+    only a fraction of a tile needs them (decontamination touches the soft pixels only) this
+    is that fraction of the work."""
+    xs, ys = _sample_coords(height, width, t, grid or field.shape[:2], origin)
+    n = rows.size
+    channels = 1 if field.ndim == 2 else field.shape[2]
+    if n == 0:
+        return np.empty((0, channels), field.dtype)
+    padded = -(-n // _POINT_ROW) * _POINT_ROW
+    mx = np.zeros(padded, np.float32)
+    my = np.zeros(padded, np.float32)
+    np.take(xs, cols, out=mx[:n])
+    np.take(ys, rows, out=my[:n])
+    shape = (padded // _POINT_ROW, _POINT_ROW)
+    out = cv2.remap(field, mx.reshape(shape), my.reshape(shape), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(padded, channels)[:n]
 
 
 def window_for(t: Tile, height: int, width: int, grid: tuple[int, int]) -> Tile:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..parallel import map_pieces
-from .tiles import TILE, Tile, band_tiles, resample_tile, window_for
+from .tiles import TILE, Tile, band_tiles, few_points, resample_points, resample_tile, window_for
 
 __all__ = ["GuidedFit", "upsample_matte", "plan_upsample", "guided_filter_coefficients", "fit_and_apply",
            "to_unit_float"]
@@ -112,14 +112,31 @@ class GuidedFit:
     """
 
     def __init__(self, guide: np.ndarray, Iw: np.ndarray, p: np.ndarray, band: np.ndarray, r: int,
-                 base: np.ndarray, tile: int | None = None) -> None:
-        self.guide, self.Iw, self.p, self.r, self.base = guide, Iw, p, r, base
+                 base: np.ndarray | None, tile: int | None = None, *, coarse: np.ndarray | None = None) -> None:
+        self.guide, self.Iw, self.p, self.r = guide, Iw, p, r
+        #: the full-resolution output, or None until ``output`` makes it from ``coarse``
+        self.base: np.ndarray = base  # type: ignore[assignment]
+        self.coarse = coarse
         self.H, self.W = guide.shape[:2]
         self.grid = p.shape
         self.same = self.grid == (self.H, self.W)
         self.band_f = band.astype(np.float32)
         self.margin = 2 * r + 1
         self.tiles = band_tiles(band, self.H, self.W, tile or TILE)
+
+    def output(self) -> np.ndarray:
+        """The full-resolution matte ``apply`` blends into (the model's matte plainly resized),
+        made on the first call: the fused pass makes it after its blur passes, so its 48 MB
+        (12 MP) are not held through them."""
+        if self.base is None:
+            base = _resize(self.coarse, (self.W, self.H))  # a new float32 array (cv2.resize)
+            self.base = base.copy() if base is self.coarse else base
+        return self.base
+
+    def release_fit_inputs(self) -> None:
+        """Every tile's coefficients are fitted: let go of what only ``fit`` reads (the working
+        matte and guide; 22 MB at 12 MP), keeping what ``apply`` needs."""
+        self.p = self.Iw = None  # type: ignore[assignment]
 
     def window(self, t: Tile) -> Tile:
         """The working-resolution window (y0, y1, x0, x1) tile ``t`` reads."""
@@ -138,15 +155,42 @@ class GuidedFit:
 
     def apply(self, t: Tile, c: np.ndarray) -> None:
         """Evaluate the fitted coefficients on full-resolution tile ``t`` and blend the result
-        into ``base`` by the band's (resampled) weight."""
+        into ``base`` by the band's (resampled) weight.
+
+        Where the weight is 0 the blend leaves ``base`` as it is, so on a larger picture, when
+        few of the tile's pixels have a weight (a third of a band tile on average), only they
+        are evaluated: the coefficients are resampled at just those pixels and the same float32
+        operations run on the gathered values, so the matte is bit for bit the whole tile's."""
         y0, y1, x0, x1 = t
         wy0, wy1, wx0, wx1 = self.window(t)
-        I = to_unit_float(self.guide[y0:y1, x0:x1])
         if self.same:
-            weight = self.band_f[y0:y1, x0:x1]
-        else:
-            c = resample_tile(c, self.H, self.W, t, grid=self.grid, origin=(wy0, wx0))
-            weight = resample_tile(self.band_f[wy0:wy1, wx0:wx1], self.H, self.W, t, grid=self.grid, origin=(wy0, wx0))
+            self._apply_tile(t, c, self.band_f[y0:y1, x0:x1])
+            return
+        weight = resample_tile(self.band_f[wy0:wy1, wx0:wx1], self.H, self.W, t, grid=self.grid, origin=(wy0, wx0))
+        inside = weight > 0
+        points = few_points(inside) if self.base.flags.c_contiguous and self.guide.flags.c_contiguous else None
+        if points is None:
+            self._apply_tile(t, resample_tile(c, self.H, self.W, t, grid=self.grid, origin=(wy0, wx0)), weight)
+            return
+        _, rows, cols = points
+        c = resample_points(c, self.H, self.W, t, rows, cols, grid=self.grid, origin=(wy0, wx0))
+        flat = (rows + y0) * self.W + (cols + x0)
+        I = to_unit_float(np.take(self.guide.reshape(-1, self.guide.shape[2]), flat, axis=0))
+        q = c[:, 3] + c[:, 0] * I[:, 0]
+        q += c[:, 1] * I[:, 1]
+        q += c[:, 2] * I[:, 2]
+        np.clip(q, 0.0, 1.0, out=q)
+        base = self.base.reshape(-1)
+        seg = np.take(base, flat)
+        q -= seg
+        q *= weight[inside]
+        seg += q
+        np.put(base, flat, seg)
+
+    def _apply_tile(self, t: Tile, c: np.ndarray, weight: np.ndarray) -> None:
+        """``apply`` over the whole tile: ``c`` and ``weight`` already at full resolution."""
+        y0, y1, x0, x1 = t
+        I = to_unit_float(self.guide[y0:y1, x0:x1])
         q = c[..., 3]
         q += c[..., 0] * I[..., 0]
         q += c[..., 1] * I[..., 1]
@@ -210,10 +254,7 @@ def plan_upsample(matte: np.ndarray, guide: np.ndarray) -> GuidedFit | np.ndarra
     k = 2 * r + 1
     band = cv2.dilate(band.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
 
-    base = _resize(m, (W, H))  # a new float32 array (cv2.resize), filled in place by the tiles
-    if base is m:
-        base = base.copy()
-    return GuidedFit(guide, Iw, p, band, r, base)
+    return GuidedFit(guide, Iw, p, band, r, None, coarse=m)  # the output: ``GuidedFit.output``
 
 
 def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
@@ -223,5 +264,6 @@ def upsample_matte(matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
     plan = plan_upsample(matte, guide)
     if isinstance(plan, np.ndarray):
         return plan
+    base = plan.output()
     map_pieces(lambda t: plan.apply(t, plan.fit(t)), plan.tiles)
-    return plan.base
+    return base
