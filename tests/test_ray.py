@@ -254,6 +254,29 @@ def test_a_node_removed_mid_run_loses_nothing(tmp_path: Path, cluster) -> None:
     _complete_and_resumable(tmp_path, photos, out, summary, 10)
 
 
+def test_a_file_whose_actor_keeps_dying_fails_alone_as_worker_crashed(tmp_path: Path, cluster) -> None:
+    """Ray Data re-runs a dead actor's row without end; the run's tally (``attempts``) bounds it:
+    a row already started ``limit`` times on a step (its process died each time) is failed as
+    ``worker-crashed`` with the reason, the next row runs, and the tally forgets both."""
+    from alphacut.distributed.attempts import start_tally
+    from alphacut.distributed.rows import Infer, decode_row, new_row
+    from alphacut.inputs import expand
+
+    photos = _photos(tmp_path / "in", 2)
+    rows = [decode_row(new_row(i, item, f"p{i}.png"), model="u2netp", options=OPTIONS)
+            for i, item in enumerate(expand([str(photos)]))]
+    tally = start_tally()
+    for _ in range(4):  # row 0 was started four times, and its actor's process died each time
+        ray.get(tally.begin.remote("infer", 0))
+    infer = Infer("u2netp", OPTIONS, ["u2netp"], None, 1, False, tally, 4)
+    dead, alive = infer(rows[0]), infer(rows[1])
+    assert (dead["status"], dead["code"], dead["payload"]) == ("failed", "worker-crashed", b"")
+    assert "running the model on it died 4 times" in dead["reason"] and dead["name"] in dead["reason"]
+    assert alive["status"] == "" and alive["payload"] and alive["provider"]
+    assert ray.get(tally.size.remote()) == 0, "finished rows are not kept"
+    ray.kill(tally)
+
+
 def test_cli_ray_gives_the_local_engines_json_rows(tmp_path: Path, cluster) -> None:
     import subprocess
     import sys
