@@ -13,9 +13,11 @@ go out.
 
 Memory and back-pressure
     Ray Data's streaming executor runs the three steps concurrently and stops feeding the
-    decoders while the object store holds too much (its back-pressure); blocks are capped at
-    ``BLOCK_BYTES``, so a photo's decoded pixels travel in a block of their own and at most a
-    few pictures per step are in flight — never a materialised dataset of pixels. Input blocks
+    decoders while in-flight blocks fill half the object store (its back-pressure; the store's
+    size is the cluster's: Ray's default is 30% of each node's memory). Before that, each actor
+    takes ``IN_FLIGHT`` blocks at a time, and blocks are capped at ``BLOCK_BYTES``, so a photo's
+    decoded pixels travel in a block of their own and at most a few pictures per actor are in
+    flight — never a materialised dataset of pixels. Input blocks
     hold up to ``ROWS_PER_BLOCK`` rows (more only past ``MAX_BLOCKS`` blocks): Ray keeps some
     state on the driver for every task and block (tens of KB), which with one row per block
     grew the driver by about 45 KB a file. The finish step returns rows without pixels; the
@@ -71,6 +73,9 @@ BLOCK_BYTES = 8 * 1024 * 1024
 #: rows per input block (more once a batch would need over ``MAX_BLOCKS`` blocks)
 ROWS_PER_BLOCK = 32
 MAX_BLOCKS = 2_000
+#: blocks queued at one actor at a time (one running, one waiting): with blocks of at most
+#: ``BLOCK_BYTES`` or one picture, what is in flight is a few pictures per actor
+IN_FLIGHT = 2
 #: an Infer actor's CPU share on a CPU-only cluster
 ACTOR_CPUS = 0.5
 #: a Decode or Finish actor's CPU share: none (see "Resources" above)
@@ -217,14 +222,17 @@ def _stream(plan: dict[int, BatchItem], options: Any, names: list[str], *, sink:
     del rows  # the dataset's blocks hold them now
     # Ray Data's own actor settings (restart a dead actor, re-run its rows); the bound on a row
     # that kills its process every time is the tally's (``attempts``), not a deprecated remote arg
-    ds = ds.map(Decode, fn_constructor_args=(model, options, tally, limit),
-                compute=ActorPoolStrategy(size=shape.cpu_actors), num_cpus=STEP_CPUS)
+    def pool(size: int) -> Any:
+        return ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=IN_FLIGHT)
+
+    ds = ds.map(Decode, fn_constructor_args=(model, options, tally, limit), compute=pool(shape.cpu_actors),
+                num_cpus=STEP_CPUS)
     ds = ds.map(Infer, fn_constructor_args=(model, options, names, model_source, threads, accept_license,
                                             tally, limit),
-                compute=ActorPoolStrategy(size=shape.model_actors), num_cpus=0 if shape.gpus else ACTOR_CPUS,
+                compute=pool(shape.model_actors), num_cpus=0 if shape.gpus else ACTOR_CPUS,
                 num_gpus=1 if shape.gpus else None)
-    ds = ds.map(Finish, fn_constructor_args=(model, options, sink, tally, limit),
-                compute=ActorPoolStrategy(size=shape.cpu_actors), num_cpus=STEP_CPUS)
+    ds = ds.map(Finish, fn_constructor_args=(model, options, sink, tally, limit), compute=pool(shape.cpu_actors),
+                num_cpus=STEP_CPUS)
     yield from ds.iter_rows()
     if _log.isEnabledFor(logging.DEBUG):  # per-operator times: ALPHACUT_DEBUG-style digging
         _log.debug("%s", ds.stats())
