@@ -277,6 +277,32 @@ def test_a_file_whose_actor_keeps_dying_fails_alone_as_worker_crashed(tmp_path: 
     ray.kill(tally)
 
 
+def test_a_joined_cluster_gets_the_stores_endpoint_never_the_credentials(cluster) -> None:
+    """The nodes read and write the objects: a cluster alphacut joins gets the driver's store
+    endpoint and region (a node without them would address AWS's own S3 under the bucket's
+    name), never its credentials (each node has its own). This module's nodes were started with
+    the moto server's variables; the driver here names another endpoint, region and secret."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, os, ray\n"
+        "from alphacut.distributed.cluster import connect\n"
+        "conn = connect(os.environ['TARGET'])\n"
+        "seen = ray.remote(num_cpus=0)(lambda: {k: os.environ.get(k) for k in\n"
+        "    ('AWS_ENDPOINT_URL', 'AWS_REGION', 'AWS_SECRET_ACCESS_KEY')})\n"
+        "print(json.dumps(ray.get(seen.remote())))\n"
+        "conn.shutdown()\n")
+    env = {**os.environ, "TARGET": cluster.address, "AWS_ENDPOINT_URL": "http://127.0.0.1:9/",
+           "AWS_REGION": "xx-test-1", "AWS_SECRET_ACCESS_KEY": "driver-only",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (seen["AWS_ENDPOINT_URL"], seen["AWS_REGION"]) == ("http://127.0.0.1:9/", "xx-test-1")
+    assert seen["AWS_SECRET_ACCESS_KEY"] not in (None, "driver-only"), "the node keeps its own credentials"
+
+
 def test_cli_ray_gives_the_local_engines_json_rows(tmp_path: Path, cluster) -> None:
     import subprocess
     import sys
