@@ -1,14 +1,18 @@
-"""What runs inside Ray's tasks and actors: one row (one input) through ``steps.Stages``.
+"""What runs inside Ray's actors: one row (one input) through ``steps.Stages``.
 
-The three steps are the halves the local engine's workers run, called the same way:
+The three steps are the halves the local engine's workers run, called the same way, each on a
+pool of long-lived actors:
 
-- ``decode_row`` (a CPU task): ``Stages.decode`` reads the item (file, ZIP member or object)
-  and decodes it;
-- ``Infer`` (a pool of actors, each holding one model session, on a GPU when the cluster has
-  them): ``Stages.infer``, every model pass;
-- ``finish_row`` (a CPU task): ``Stages.finish`` + ``Stages.render`` (upsample, refine,
+- ``Decode`` (CPU) runs ``decode_row``: ``Stages.decode`` reads the item (file, ZIP member or
+  object) and decodes it;
+- ``Infer`` (each holding one model session, on a GPU when the cluster has them):
+  ``Stages.infer``, every model pass;
+- ``Finish`` (CPU) runs ``finish_row``: ``Stages.finish`` + ``Stages.render`` (upsample, refine,
   decontaminate, compose, encode, **verify**), then the sink writes the verified bytes
   (temporary name + rename on a filesystem, write-then-verify on an object store).
+
+Each actor asks the run's tally (``attempts``) before a row, so a file whose process keeps
+dying is failed instead of run forever.
 
 Every step catches its own errors and turns them into the row's ``status``/``code``/``reason``
 (the manifest's fields): Ray Data drops a whole block when a function raises, and a file must
