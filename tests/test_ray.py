@@ -303,6 +303,26 @@ def test_a_joined_cluster_gets_the_stores_endpoint_never_the_credentials(cluster
     assert seen["AWS_SECRET_ACCESS_KEY"] not in (None, "driver-only"), "the node keeps its own credentials"
 
 
+def test_ray_local_starts_its_own_cluster_beside_a_running_one(cluster) -> None:
+    """``--ray local`` is a private cluster even when another runs on this machine (this
+    module's): Ray's ``init`` without an address would join the running one."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, ray\n"
+        "from alphacut.distributed.cluster import connect\n"
+        "conn = connect('local')\n"
+        "print(json.dumps([conn.started_local, ray.get_runtime_context().gcs_address]))\n"
+        "conn.shutdown()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    started, gcs = json.loads(run.stdout.strip().splitlines()[-1])
+    assert started and gcs != cluster.address and gcs.startswith("127.0.0.1:")
+
+
 def test_cli_ray_gives_the_local_engines_json_rows(tmp_path: Path, cluster) -> None:
     import subprocess
     import sys

@@ -199,7 +199,10 @@ def connect(address: str = "auto", *, num_cpus: int | None = None,
     try:
         if local:
             with quiet_home() as home:
-                ray.init(**kwargs)
+                # "local", not None: without an address ray.init joins whatever cluster it finds
+                # on this machine (RAY_ADDRESS, the last `ray start`, any running GCS) — another
+                # user's included — and this run's images would go there
+                ray.init(address="local", **kwargs)
         else:
             env = store_env()
             ray.init(address=target, **{k: v for k, v in kwargs.items() if k != "include_dashboard"},
