@@ -17,12 +17,12 @@ Memory and back-pressure
     size is the cluster's: Ray's default is 30% of each node's memory). Before that, each actor
     takes ``IN_FLIGHT`` blocks at a time, and blocks are capped at ``BLOCK_BYTES``, so a photo's
     decoded pixels travel in a block of their own and at most a few pictures per actor are in
-    flight — never a materialised dataset of pixels. Input blocks
-    hold up to ``ROWS_PER_BLOCK`` rows (more only past ``MAX_BLOCKS`` blocks): Ray keeps some
-    state on the driver for every task and block (tens of KB), which with one row per block
-    grew the driver by about 45 KB a file. The finish step returns rows without pixels; the
-    driver holds one small record per input still to do (the plan) and drops it when the row
-    is booked.
+    flight — never a materialised dataset of pixels. Input blocks hold one row each up to
+    ``MIN_BLOCKS`` blocks, then up to ``ROWS_PER_BLOCK`` rows (more only past ``MAX_BLOCKS``
+    blocks): Ray keeps some state on the driver for every task and block, which with one row
+    per block grew the driver by about 45 KB a file. The finish step returns rows without
+    pixels; the driver holds one small record per input still to do (the plan) and drops it
+    when the row is booked.
 
 Nothing lost, nothing done twice
     Every step catches its own errors (``rows``), so a bad file is a manifest row, never a
@@ -70,8 +70,10 @@ from .rows import Decode, Finish, Infer, new_row
 
 #: a block of decoded pixels is split above this size (so one picture per block)
 BLOCK_BYTES = 8 * 1024 * 1024
-#: rows per input block (more once a batch would need over ``MAX_BLOCKS`` blocks)
+#: rows per input block: one while a batch fits ``MIN_BLOCKS`` blocks, up to this many past it
+#: (more once a batch would need over ``MAX_BLOCKS`` blocks)
 ROWS_PER_BLOCK = 32
+MIN_BLOCKS = 64
 MAX_BLOCKS = 2_000
 #: blocks queued at one actor at a time (one running, one waiting): with blocks of at most
 #: ``BLOCK_BYTES`` or one picture, what is in flight is a few pictures per actor
@@ -250,12 +252,13 @@ class Layout:
     cpu_actors: int
 
     def blocks(self, rows: int) -> int:
-        """Input blocks for ``rows`` rows: at least four per CPU (so every actor has work), at
-        most ``ROWS_PER_BLOCK`` rows each while that keeps them under ``MAX_BLOCKS``. Ray keeps
-        state on the driver per task and per block, so one row per block made the driver grow
-        with the batch (bench/ray_cluster.py); each step still works and fails row by row."""
+        """Input blocks for ``rows`` rows: one row each up to ``MIN_BLOCKS`` (and four per CPU,
+        so every actor has work), then up to ``ROWS_PER_BLOCK`` rows each, more only past
+        ``MAX_BLOCKS`` blocks. Ray keeps state on the driver per task and per block, so one row
+        per block made the driver grow with the batch (bench/ray_cluster.py); each step still
+        works and fails row by row."""
         per = max(ROWS_PER_BLOCK, -(-rows // MAX_BLOCKS))
-        return max(1, min(rows, max(-(-rows // per), 4 * max(1, int(self.cpus)))))
+        return max(1, min(rows, max(-(-rows // per), MIN_BLOCKS, 4 * max(1, int(self.cpus)))))
 
 
 def layout(resources: dict[str, float], nodes: list[dict[str, Any]], actors: int | None = None) -> Layout:
