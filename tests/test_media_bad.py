@@ -41,6 +41,15 @@ def test_truncated_clip_is_refused(tmp_path: Path) -> None:
     assert "cut.mkv" in str(err.value) and "truncated" in str(err.value)
 
 
+def test_short_clip_with_longer_audio_is_not_truncated(tmp_path: Path) -> None:
+    """A WebM's header gives no frame count; the container's duration counts the audio, which
+    here runs 0.1 s past the last of 6 frames: the frames implied by it (8) are not a promise."""
+    src = write_video(tmp_path / "short.webm", 6, codec="libvpx-vp9", fps=24, audio="libopus")
+    source = VideoSource(src, name="short.webm")
+    assert not source.info.declared_frames and source.info.expected_frames > 6  # the premise
+    assert _frames(source) == 6
+
+
 def test_audio_only_is_refused(tmp_path: Path) -> None:
     import av
 

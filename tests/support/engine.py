@@ -50,7 +50,9 @@ class ThreadEngineForTests:
         return self.workers
 
     def submit(self, source: Path | str | bytes, *, name: str | None = None, options: Any = None,
-               output: Path | str | None = None) -> Job:
+               output: Path | str | None = None, clip: bool = False, clip_settings: Any = None) -> Job:
+        if clip:  # clips run in the real engine's workers (jobs/clips.py); this stand-in has none
+            raise UsageError("the TEST-ONLY thread engine runs stills only; clips need the real JobEngine")
         opts = options or pipeline.Options(model=self.model)
         if opts.model != self.model:
             raise UsageError(f"this engine runs {self.model!r}, not {opts.model!r}")

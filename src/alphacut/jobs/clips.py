@@ -2,7 +2,7 @@
 ``Stages`` (``media.write_clip``), a ``StageReached`` per finished frame (the engine's
 timeout then applies to each frame, so it scales with the clip), the verified file written
 where the job's output goes. A clip that came as bytes (a ZIP member, an upload) is copied to
-a temporary file first: FFmpeg reads it several times (probe, frames, audio)."""
+a temporary file beside the output first: FFmpeg reads it several times (probe, frames, audio)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import temp_prefix
 from .wire import Finished, StageReached, Task
 
 
@@ -35,7 +36,11 @@ def clip_source(task: Task) -> Path | None:
             return None
         if fmt.kind != "video" and not animation_signature(bytes(src[:SNIFF_BYTES])):
             return None
-        fd, tmp = tempfile.mkstemp(prefix="alphacut-clip-", suffix=fmt.extension)
+        # beside the output, named as its temporary files are, so that a worker killed mid-clip
+        # (cancel, timeout) leaves nothing: the engine removes them (``engine.remove_partial``)
+        out = Path(task.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(out), suffix=".part" + fmt.extension, dir=out.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(src)
         path = Path(tmp)
@@ -51,7 +56,11 @@ def run_clip_task(worker: Any, task: Task, clip: Path) -> None:
     """Cut out the clip and report ``Finished`` (errors propagate to the worker's guard)."""
     from ..media.loop import write_clip
 
-    temporary = task.input_path is None and clip.name.startswith("alphacut-clip-")
+    temporary = task.input_path is None and clip.name.startswith(temp_prefix(Path(task.output)))
+    settings = task.clip_settings
+    extra: dict[str, Any] = {}
+    if settings is not None:
+        extra = {"video_codec": settings.video_codec, "limits": settings.limits}
 
     def on_frame(done: int, total: int, seconds: float) -> None:
         worker.send(StageReached(task.id, "inferring", done / total if total else 0.0, frame=done, frames=total))
@@ -59,7 +68,7 @@ def run_clip_task(worker: Any, task: Task, clip: Path) -> None:
     try:
         worker.send(StageReached(task.id, "decoding", 0.0))
         result = write_clip(worker.stages, clip, task.output, options=task.options, name=task.name,
-                            on_frame=on_frame)
+                            on_frame=on_frame, **extra)
     finally:
         if temporary:
             clip.unlink(missing_ok=True)

@@ -87,6 +87,8 @@ class WorkerHandle:
     stop_sent: bool = False
     started: float = field(default_factory=time.monotonic)
     dead: bool = False
+    #: outputs of jobs cancelled while it ran them: their temporary files go when it has died
+    leftovers: list[str] = field(default_factory=list)
 
 
 class JobEngine:
@@ -149,6 +151,8 @@ class JobEngine:
         self._jobs: dict[str, Job] = {}
         #: what each unfinished job reads (a path, or the bytes), until it ends
         self._sources: dict[str, bytes | str] = {}
+        #: a clip job's codec choice and limits, until it ends
+        self._clip_settings: dict[str, Any] = {}
         #: the worker holding each job it was handed, until the job ends or is requeued
         self._holder: dict[str, WorkerHandle] = {}
         self._pending: collections.deque[str] = collections.deque()
@@ -188,9 +192,10 @@ class JobEngine:
     # --- public API ---------------------------------------------------------------------------
 
     def submit(self, source: Path | str | bytes, *, name: str | None = None, options: Any = None,
-               output: Path | str | None = None, clip: bool = False) -> Job:
+               output: Path | str | None = None, clip: bool = False, clip_settings: Any = None) -> Job:
         """Queue one image (or, with ``clip``, one video or animation cut out frame by frame
-        into ``output``). Raises ``QueueFullError`` when ``max_queue`` jobs are waiting."""
+        into ``output``; ``clip_settings``: a ``media.clip.ClipSettings``). Raises
+        ``QueueFullError`` when ``max_queue`` jobs are waiting."""
         from ..pipeline import Options
 
         opts = options or Options(model=self.model)
@@ -207,6 +212,8 @@ class JobEngine:
             job = Job(name=name, options=opts, clip=clip)
             job.input_path = None if is_bytes else str(source)
             self._sources[job.id] = bytes(source) if is_bytes else str(source)  # type: ignore[arg-type]
+            if clip and clip_settings is not None:
+                self._clip_settings[job.id] = clip_settings
             job.output_path = str(output) if output is not None else str(self._default_output(job))
             self._jobs[job.id] = job
             if self._broken:
@@ -371,6 +378,7 @@ class JobEngine:
 
     def _finish_bookkeeping(self, job: Job) -> None:
         self._sources.pop(job.id, None)
+        self._clip_settings.pop(job.id, None)
         job.active_since = None
         w = self._holder.pop(job.id, None)
         if w is not None and job.id in w.inflight:
@@ -387,7 +395,10 @@ class JobEngine:
         self._finish_bookkeeping(job)
         if w is not None and not w.dead:
             # a job inside a worker cannot be stopped politely in the middle of inference: end
-            # the worker; the supervisor requeues the other jobs it held and starts a new one
+            # the worker; the supervisor requeues the other jobs it held and starts a new one,
+            # and removes what the killed job had half written once the process is gone
+            if job.output_path:
+                w.leftovers.append(job.output_path)
             if w.kill is None:
                 w.kill = Kill("cancelled", WorkerCrashedError, None)
             try:
@@ -473,7 +484,8 @@ class JobEngine:
                     w.exclusive = True
                 self._pending.popleft()
                 task = Task(id=jid, name=job.name, source=self._sources[jid], options=job.options,
-                            output=job.output_path or "", input_path=job.input_path, clip=job.clip)
+                            output=job.output_path or "", input_path=job.input_path, clip=job.clip,
+                            clip_settings=self._clip_settings.get(jid))
                 try:
                     w.conn.send(task)
                 except (OSError, ValueError):
@@ -564,6 +576,10 @@ class JobEngine:
             pass
         jobs = [self._jobs[j] for j in list(w.inflight) if j in self._jobs and not self._jobs[j].final]
         w.inflight.clear()
+        # the process is gone: nothing writes beside these outputs any more (a retry starts afresh)
+        for output in w.leftovers + [j.output_path for j in jobs if j.output_path]:
+            remove_partial(output)
+        w.leftovers.clear()
         if not w.ready and w.kill is None and not w.stop_sent:
             self._startup_failures += 1
             if self._startup_failures >= 3:
@@ -650,6 +666,34 @@ class JobEngine:
                     last_police = time.monotonic()
                     self._police()
             self._deliver()
+
+
+def remove_partial(output: str | Path) -> int:
+    """Remove what a killed worker left half written beside ``output``: the temporary files and
+    folders ``tempfile`` made with ``fsutil.temp_prefix`` (``.NAME.`` + 8 random characters +
+    ``.part``, and a clip's copied source, ``.part.EXT``). Matched exactly, so another output's
+    temporary file (``.NAME.png.….part`` beside ``NAME``) is never taken. Returns how many went."""
+    from ..fsutil import temp_prefix
+
+    path = Path(output)
+    pattern = re.compile(re.escape(temp_prefix(path)) + r"[A-Za-z0-9_]{8}\.part(\.[A-Za-z0-9]+)?")
+    removed = 0
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def _short(stem: str, limit: int = 120) -> str:

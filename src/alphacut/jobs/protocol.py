@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 from .state import Job, JobEvent
 
 if TYPE_CHECKING:
+    from ..media.clip import ClipSettings
     from ..pipeline import Cutout
 
 #: called with every job event, on the engine's own thread (keep it cheap)
@@ -62,8 +63,14 @@ class Engine(Protocol):
         ...
 
     def submit(self, source: Path | str | bytes, *, name: str | None = None, options: Any = None,
-               output: Path | str | None = None) -> Job:
-        """Queue one image (a path or its bytes); raises ``QueueFullError`` when the queue is full."""
+               output: Path | str | None = None, clip: bool = False,
+               clip_settings: ClipSettings | None = None) -> Job:
+        """Queue one image (a path or its bytes); raises ``QueueFullError`` when the queue is full.
+
+        With ``clip``, a video or an animation is one job: every frame cut out into ``output``
+        (its ending picks the format), a ``JobEvent`` per finished frame (``Job.frames_done`` of
+        ``frames_total``); ``clip_settings`` picks the MOV codec and the limits. Without it, an
+        animation is cut out from its first frame, as a still."""
         ...
 
     def get(self, job_id: str) -> Job:

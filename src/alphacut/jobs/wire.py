@@ -51,6 +51,8 @@ class Task:
     #: a video or animation to cut out frame by frame into one file (``jobs.clips``); False:
     #: a still (an animated GIF submitted without it is cut out from its first frame, as before)
     clip: bool = False
+    #: a clip's codec choice and limits (``media.clip.ClipSettings``); None: the defaults
+    clip_settings: Any = None
 
 
 @dataclass(frozen=True)

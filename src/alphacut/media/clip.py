@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from .limits import DEFAULT_LIMITS, MediaLimits
+
 Kind = Literal["video", "animation"]
 
 
@@ -84,3 +86,13 @@ class Frame:
     alpha: np.ndarray | None
     time: float
     duration: float
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """How a clip job writes its file, beyond what ``Options`` and the output's ending say:
+    the MOV codec (``--video-codec``: prores, png, qtrle) and the limits it is held to (the
+    server's, say, when they are tighter than the defaults). Plain data: it crosses to a worker."""
+
+    video_codec: str | None = None
+    limits: MediaLimits = DEFAULT_LIMITS

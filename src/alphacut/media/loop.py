@@ -218,6 +218,57 @@ def write_clip(stages: Stages, src: str | Path, dst: str | Path | None = None, *
     if options.crop:
         raise UsageError("--crop does not apply to clips (every frame keeps the clip's size)", path=display)
     source = source or open_clip(src, name=display, limits=limits)
+    pairs = cutouts(stages, source, options, stabiliser=stabiliser, cancel=cancel)
+    return _deliver(pairs, source, src, dst, options=options, format=format, video_codec=video_codec,
+                    display=display, limits=limits, on_frame=on_frame, t_start=t_start,
+                    render=stages.render)
+
+
+def rewrite_clip(master: str | Path, original: str | Path, dst: str | Path, *, options: Options,
+                 format: str | None = None, video_codec: str | None = None, name: str | None = None,
+                 limits: MediaLimits = DEFAULT_LIMITS, on_frame: FrameCallback | None = None) -> ClipResult:
+    """Write a finished cutout again in another format, without the model: ``master`` is a
+    lossless transparent clip ``write_clip`` made from ``original`` (PNG-in-MOV, or animated
+    WebP), whose frames (colour + alpha, exact) become the cutouts; ``original`` gives the
+    clip's colour description, timing, loop and audio. The same composer, writers, ledger and
+    read-back check as ``write_clip`` (``options`` may add a background colour or ask for the
+    mask). This is how the web server offers every format from one job."""
+    t_start = time.perf_counter()
+    display = name or str(original)
+    if options.crop:
+        raise UsageError("--crop does not apply to clips (every frame keeps the clip's size)", path=display)
+    src_info = open_clip(original, name=display, limits=limits).info
+    frames = open_clip(master, name=display, limits=limits)
+
+    def pairs() -> Iterator[tuple[Frame, Cutout]]:
+        for frame in frames.frames():
+            matte = (np.ones(frame.rgb.shape[:2], np.float32) if frame.alpha is None else frame.alpha)
+            picture = Picture(frame.rgb, None, name=f"{display} (frame {frame.index + 1})", format=src_info.codec)
+            yield frame, Cutout(picture, matte, frame.rgb, options)
+
+    return _deliver(pairs(), _Described(frames, src_info), original, dst, options=options, format=format,
+                    video_codec=video_codec, display=display, limits=limits, on_frame=on_frame, t_start=t_start,
+                    render=lambda cutout, opts: pipeline.render(cutout, opts, name=cutout.picture.name))
+
+
+@dataclass
+class _Described:
+    """A master's frames under the original clip's description (colour, audio, loop, start)."""
+
+    source: Source
+    info: ClipInfo
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.source.warnings)
+
+
+def _deliver(pairs: Iterator[tuple[Frame, Cutout]], source: Source | _Described, src: str | Path,
+             dst: str | Path | None, *, options: Options, format: str | None, video_codec: str | None,
+             display: str, limits: MediaLimits, on_frame: FrameCallback | None, t_start: float,
+             render: Callable[[Cutout, Options], bytes]) -> ClipResult:
+    """Each (frame, cutout) composed, written, recorded; then the file read back and checked,
+    and moved into place. ``src`` is the clip the audio comes from."""
     info = source.info
     plan, out = plan_clip(src, dst, info.kind, options, format=format, video_codec=video_codec)
     fmt = plan.format
@@ -254,8 +305,8 @@ def write_clip(stages: Stages, src: str | Path, dst: str | Path | None = None, *
             sink = FramesSink(out, zipped=plan.zipped)
             try:
                 frame_opts = replace(options, format="png", bit_depth=8)
-                for frame, cutout in cutouts(stages, source, options, stabiliser=stabiliser, cancel=cancel):
-                    sink.write(stages.render(cutout, frame_opts), frame.index, frame.time, frame.duration)
+                for frame, cutout in pairs:
+                    sink.write(render(cutout, frame_opts), frame.index, frame.time, frame.duration)
                     done += 1
                     provider = cutout.provider
                     progress()
@@ -269,7 +320,7 @@ def write_clip(stages: Stages, src: str | Path, dst: str | Path | None = None, *
             anim = AnimationSink(plan, info)
             warnings.extend(anim.warnings)
             t_written = 0.0
-            for frame, cutout in cutouts(stages, source, options, stabiliser=stabiliser, cancel=cancel):
+            for frame, cutout in pairs:
                 pixels = anim.prepare(composer(cutout))
                 anim.write(pixels, frame.time, frame.duration)
                 ledger.record(pixels, t_written)
@@ -287,7 +338,7 @@ def write_clip(stages: Stages, src: str | Path, dst: str | Path | None = None, *
 
                 sink_v = VideoSink(tmp, plan, info, audio_from=src if audio else None)
                 try:
-                    for frame, cutout in cutouts(stages, source, options, stabiliser=stabiliser, cancel=cancel):
+                    for frame, cutout in pairs:
                         pixels = composer(cutout)
                         sink_v.write(pixels, frame.time)
                         ledger.record(pixels, sink_v.times[-1])
@@ -304,6 +355,9 @@ def write_clip(stages: Stages, src: str | Path, dst: str | Path | None = None, *
                 verify_clip(tmp, ledger, name=str(out), audio=audio)
     finally:
         ledger.close()
+        close = getattr(pairs, "close", None)
+        if close is not None:
+            close()
     warnings.extend(source.warnings)
     size = _size(out)
     return ClipResult(out, info, plan, done, audio, warnings, time.perf_counter() - t_start, size, provider,

@@ -24,6 +24,11 @@ from .limits import DEFAULT_LIMITS, MediaLimits
 MAX_CORRUPT_SHARE = 0.10
 #: a clip that ends before this share of the frames its header declares is truncated
 TRUNCATED_SHARE = 0.9
+#: when the header gives no frame count, the count is implied by the duration × rate, and the
+#: container's duration spans every stream: an audio track commonly runs past the last frame
+#: (the encoder's priming and its final packet, ~0.1 s in our own WebM). Frames missing within
+#: this many seconds are that, not a cut file
+IMPLIED_SLACK_S = 0.3
 #: colour matrices swscale knows by number (AVCOL_SPC_*): BT.709, FCC, BT.470BG, SMPTE 170M, 240M, BT.2020
 _SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 
@@ -248,7 +253,9 @@ class VideoSource:
             if pending is None:
                 raise CorruptImageError("no frame of the video could be decoded", path=self.name)
             got = index + 1 + len(self.skipped)
-            if info.expected_frames and got < TRUNCATED_SHARE * info.expected_frames:
+            missing = info.expected_frames - got
+            slack = 0.0 if info.declared_frames else IMPLIED_SLACK_S * info.fps
+            if info.expected_frames and got < TRUNCATED_SHARE * info.expected_frames and missing > slack:
                 raise TruncatedImageError(
                     f"the file is truncated: it ends after {index + 1} of the {info.expected_frames} frames "
                     f"its header {'declares' if info.declared_frames else 'implies (duration × rate)'}",

@@ -24,6 +24,8 @@ from ..errors import AlphacutError, UsageError
 from ..imageio.encode import convert_depth
 from ..imageio.formats import SNIFF_BYTES, Format, output_formats, sniff
 from ..pipeline import Options
+from .clips import CLIP_EXPORTS, clip_file
+from .clips import download_name as clip_download_name
 from .errors import ApiError, from_alphacut
 from .state import TERMINAL, ServerState, Upload
 
@@ -59,6 +61,8 @@ EXPORTS = _exports()
 ExportFormat = Literal[tuple(EXPORTS)]  # type: ignore[valid-type]
 EXPORT_EXT = {name: e.format.extension for name, e in EXPORTS.items()}
 EXPORT_MEDIA = {name: e.format.mime for name, e in EXPORTS.items()}
+#: what ``/result`` takes: a still's export choices and a clip's (server/clips.py)
+AnyFormat = Literal[tuple(dict.fromkeys([*EXPORTS, *CLIP_EXPORTS]))]  # type: ignore[valid-type]
 _CHUNK = 1024 * 1024
 
 
@@ -99,6 +103,18 @@ def _done_job(state: ServerState, job_id: str) -> Any:
     return job
 
 
+def _still_job(state: ServerState, job_id: str) -> Any:
+    """A finished still: what the editor, the matte and the previews work on. A clip is refused
+    with the reason (manual refinement is for stills; a clip downloads in its own formats)."""
+    job = _done_job(state, job_id)
+    up = state.uploads.get(job_id)
+    if up is not None and up.clip is not None:
+        raise ApiError(409, "clip", f"{up.name} is a {up.clip['kind']}: manual refinement (brush, wand, "
+                       "selections) and the matte view are for still images; download the clip in any of "
+                       f"its formats ({', '.join(CLIP_EXPORTS)})")
+    return job
+
+
 class JobList(BaseModel):
     jobs: list[dict[str, Any]]
 
@@ -127,6 +143,8 @@ def create_job(
     model: str | None = Form(None, description="model name (default: the server's model)"),
     quality: Literal["fast", "best"] = Form("fast", description="fast: one pass; best: edge refinement"),
     decontaminate: bool = Form(True, description="remove the old background's colour from soft edges"),
+    first_frame: bool = Form(False, description="a video or animation: cut out its first frame only, as a "
+                             "still (default: every frame, one clip job)"),
 ) -> dict[str, Any]:
     state = _state(request)
     s = state.settings
@@ -156,6 +174,17 @@ def create_job(
         from .documents import queue_document
 
         return queue_document(state, path, name, fmt, model=model, quality=quality, decontaminate=decontaminate)
+    from ..media.sniff import clip_kind
+
+    kind = clip_kind(path) if fmt.kind in ("video", "still", "animation") else None
+    if kind is not None and not first_frame:  # a video or an animation: one clip job (server/clips.py)
+        from .clips import queue_clip
+
+        return queue_clip(state, path, name, size, fmt.name, kind, model=model, quality=quality,
+                          decontaminate=decontaminate)
+    if kind == "video":  # its first frame, as a still the stages can read
+        path = _first_frame_png(path, name, s.max_pixels)
+        size = path.stat().st_size
     return queue_file(state, path, name, size, fmt.name, model=model, quality=quality, decontaminate=decontaminate)
 
 
@@ -188,6 +217,32 @@ def queue_file(state: ServerState, path: Path, name: str, size: int, fmt: str, *
         raise
     state.uploads[job.id] = Upload(job.id, name, path, size, fmt, width, height)
     return state.job_dict(job)
+
+
+def _first_frame_png(path: Path, name: str, max_pixels: int) -> Path:
+    """A video's first frame as a lossless PNG upload in place of the video (``first_frame``):
+    the still stages read images, not containers."""
+    import dataclasses as dc
+
+    from PIL import Image
+
+    from ..media.limits import DEFAULT_LIMITS
+    from ..media.loop import first_frame
+
+    out = path.with_suffix(".png.upload")
+    try:
+        limits = dc.replace(DEFAULT_LIMITS, max_frame_pixels=min(DEFAULT_LIMITS.max_frame_pixels, max_pixels))
+        try:
+            picture = first_frame(path, name=name, limits=limits)
+        except AlphacutError as err:
+            raise ApiError(413 if err.code == "too-large" else 422, err.code, str(err)) from None
+        pixels = picture.rgb
+        if picture.alpha is not None:
+            pixels = np.dstack([pixels, np.rint(picture.alpha * 255).astype(np.uint8)])
+        Image.fromarray(pixels).save(out, "PNG", compress_level=1)
+    finally:
+        path.unlink(missing_ok=True)
+    return out
 
 
 def _dimensions(path: Path, name: str, max_pixels: int) -> tuple[int, int]:
@@ -283,20 +338,40 @@ def attachment(filename: str) -> str:
 
 
 @router.get("/jobs/{job_id}/result", summary="The cutout, encoded and verified, as a download",
-            responses={200: {"content": {mime: {} for mime in dict.fromkeys(EXPORT_MEDIA.values())}}})
+            responses={200: {"content": {mime: {} for mime in dict.fromkeys(
+                [*EXPORT_MEDIA.values(), *(c.mime for c in CLIP_EXPORTS.values())])}}})
 def get_result(
     request: Request,
     job_id: str,
-    format: ExportFormat = Query("png", description=f"{', '.join(EXPORTS)} (png: 8-bit; mask: the matte)"),
+    format: AnyFormat | None = Query(None, description=(
+        f"a still: {', '.join(EXPORTS)} (default png: 8-bit; mask: the matte); a clip: "
+        f"{', '.join(CLIP_EXPORTS)} (default webm for a video, webp for an animation; mp4 needs bg)")),
     bg: str | None = Query(None, description="RRGGBB: composite onto this colour (opaque output)"),
-    crop: bool = Query(False, description="crop to the subject"),
+    crop: bool = Query(False, description="crop to the subject (stills)"),
     download: bool = Query(True, description="send as an attachment"),
 ) -> Response:
     state = _state(request)
     job = _done_job(state, job_id)
+    up = state.uploads.get(job.id)
+    headers = {}
+    if up is not None and up.clip is not None:  # a video or an animation (server/clips.py)
+        try:
+            colour = parse_colour(bg) if bg else None
+        except UsageError as err:
+            raise from_alphacut(err) from None
+        if crop:
+            raise ApiError(422, "usage", "crop does not apply to clips (every frame keeps the clip's size)")
+        path, export = clip_file(state, job, up, format, colour)
+        state.touch(job.id, downloaded=download)
+        if download:
+            headers["content-disposition"] = attachment(clip_download_name(job.name, format or "", export))
+        return FileResponse(path, media_type=export.mime, headers=headers)
+    format = format or "png"
+    if format not in EXPORTS:
+        raise ApiError(422, "usage", f"{format} is a clip format; {job.name} is a still image: choose "
+                       f"{', '.join(EXPORTS)}")
     data = _render(state, job, format, bg, crop)
     state.touch(job.id, downloaded=download)
-    headers = {}
     if download:
         headers["content-disposition"] = attachment(download_name(job.name, format))
     return Response(data, media_type=EXPORT_MEDIA[format], headers=headers)
@@ -308,7 +383,7 @@ def get_matte(request: Request, job_id: str, bits: int = Query(8, description="8
     state = _state(request)
     if bits not in (8, 16):
         raise ApiError(422, "usage", "bits must be 8 or 16")
-    job = _done_job(state, job_id)
+    job = _still_job(state, job_id)
     es = state.edit_session(job)
     with es.lock:
         cutout = es.edited_cutout()
@@ -322,7 +397,12 @@ def get_matte(request: Request, job_id: str, bits: int = Query(8, description="8
             responses={200: {"content": {"image/png": {}}}})
 def get_preview(request: Request, job_id: str, which: Literal["original", "foreground"]) -> Response:
     state = _state(request)
-    job = _done_job(state, job_id)
+    up = state.uploads.get(job_id)
+    if up is not None and up.clip is not None and which == "original":  # a clip's first frame (thumbnails)
+        job = _done_job(state, job_id)
+        state.touch(job.id)
+        return Response(_clip_poster(up), media_type="image/png", headers={"cache-control": "private, max-age=3600"})
+    job = _still_job(state, job_id)
     es = state.edit_session(job)
     with es.lock:
         data = es.previews.get(which)
@@ -335,6 +415,22 @@ def get_preview(request: Request, job_id: str, which: Literal["original", "foreg
             data = es.previews[which] = buf.tobytes()
     state.touch(job.id)
     return Response(data, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
+
+
+def _clip_poster(up: Upload) -> bytes:
+    """The clip's first frame as an 8-bit PNG (kept beside its master)."""
+    assert up.clip_dir is not None
+    path = up.clip_dir / "poster.png"
+    if not path.exists():
+        from ..media.loop import first_frame
+
+        picture = first_frame(up.path, name=up.name)
+        rgb = convert_depth(picture.rgb, 8)
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise ApiError(500, "encode", "could not encode the preview")
+        path.write_bytes(buf.tobytes())
+    return path.read_bytes()
 
 
 # --- edits -----------------------------------------------------------------------------------
@@ -359,7 +455,7 @@ class EditState(BaseModel):
              summary="Apply matte edits (brush, wand, reset) as operations")
 def post_edits(request: Request, job_id: str, body: EditRequest) -> dict[str, Any]:
     state = _state(request)
-    job = _done_job(state, job_id)
+    job = _still_job(state, job_id)
     es = state.edit_session(job)
     boxes = []
     with es.lock:
@@ -379,7 +475,7 @@ def post_edits(request: Request, job_id: str, body: EditRequest) -> dict[str, An
 
 def _history_call(request: Request, job_id: str, what: str) -> dict[str, Any]:
     state = _state(request)
-    job = _done_job(state, job_id)
+    job = _still_job(state, job_id)
     es = state.edit_session(job)
     with es.lock:
         box = getattr(es.history, what)()
@@ -409,7 +505,7 @@ def reset(request: Request, job_id: str) -> dict[str, Any]:
 @router.get("/jobs/{job_id}/edits", response_model=EditState, tags=["edits"], summary="Undo/redo state")
 def edit_state(request: Request, job_id: str) -> dict[str, Any]:
     state = _state(request)
-    job = _done_job(state, job_id)
+    job = _still_job(state, job_id)
     es = state.edits.get(job.id)
     return dict(es.history.state()) if es else {"version": 0, "can_undo": False, "can_redo": False, "steps": 0}
 
@@ -457,21 +553,31 @@ def export_zip(
                     manifest.append(entry)
                     continue
                 try:
-                    data = _render(state, job, format, bg, crop)
+                    if up.clip is not None:  # a clip: its own default format (webm/webp), over bg if given
+                        cpath, cexport = clip_file(state, job, up, None, parse_colour(bg) if bg else None)
+                        data = None
+                        fname = clip_download_name(up.name, "", cexport)
+                    else:
+                        data = _render(state, job, format, bg, crop)
+                        fname = download_name(up.name, format)
                 except ApiError as err:
                     entry.update(status="failed", reason=err.reason)
                     manifest.append(entry)
                     continue
-                fname = download_name(up.name, format)
                 base, ext = fname.rsplit(".", 1)
                 n = 2
                 while fname in used:
                     fname = f"{base}-{n}.{ext}"
                     n += 1
                 used.add(fname)
-                zf.writestr(fname, data)
+                if data is None:  # a clip's verified file, streamed in from disk
+                    zf.write(cpath, fname)
+                    size = cpath.stat().st_size
+                else:
+                    zf.writestr(fname, data)
+                    size = len(data)
                 state.touch(job_id, downloaded=True)
-                entry.update(file=fname, bytes=len(data), edited=bool(state.edits.get(job_id)
+                entry.update(file=fname, bytes=size, edited=bool(state.edits.get(job_id)
                                                                           and state.edits[job_id].history.edited))
                 manifest.append(entry)
                 count += 1

@@ -24,6 +24,7 @@ from ..imageio.decode import DEFAULT_MAX_PIXELS
 from ..jobs.protocol import Engine, Subscriber, Subscribers
 from ..jobs.state import Job, JobEvent
 from ..matte.edit import EditHistory
+from ..media.limits import DEFAULT_LIMITS, MediaLimits
 from ..models.catalog import DEFAULT_MODEL
 from .security import SecurityPolicy
 
@@ -44,6 +45,8 @@ class ServerSettings:
     max_queue: int = 256
     max_upload_bytes: int = 200 * 1024 * 1024
     max_pixels: int = DEFAULT_MAX_PIXELS
+    #: videos and animations: frames, frames × pixels (docs/video.md; ``max_pixels`` bounds each frame)
+    media_limits: MediaLimits = DEFAULT_LIMITS
     #: a result nobody downloaded is kept this long after its last use; a downloaded one, less
     result_ttl_s: float = 6 * 3600
     downloaded_ttl_s: float = 30 * 60
@@ -110,9 +113,9 @@ class EnginePool:
             return list(self._engines)
 
     def submit(self, source: Path | str | bytes, *, name: str | None = None, options: Any = None,
-               output: Path | str | None = None) -> Job:
+               output: Path | str | None = None, clip: bool = False, clip_settings: Any = None) -> Job:
         eng = self.engine_for(options.model if options is not None else self._default_model)
-        job = eng.submit(source, name=name, options=options, output=output)
+        job = eng.submit(source, name=name, options=options, output=output, clip=clip, clip_settings=clip_settings)
         with self._lock:
             self._owner[job.id] = eng
         return job
@@ -199,6 +202,11 @@ class Upload:
     last_used: float = field(default_factory=time.time)
     downloaded: bool = False
     expired: bool = False
+    #: a video or animation (server/clips.py): what its header said; None for a still
+    clip: dict[str, Any] | None = None
+    #: a clip's folder: the job's lossless master and the downloads written from it
+    clip_dir: Path | None = None
+    master: Path | None = None
 
 
 class EditSession:
@@ -276,7 +284,8 @@ class ServerState:
         self.uploads_dir = self.work_dir / "uploads"
         self.artifacts_dir = self.work_dir / "artifacts"
         self.exports_dir = self.work_dir / "exports"
-        for d in (self.uploads_dir, self.artifacts_dir, self.exports_dir):
+        self.clips_dir = self.work_dir / "clips"
+        for d in (self.uploads_dir, self.artifacts_dir, self.exports_dir, self.clips_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.uploads: dict[str, Upload] = {}
         self.edits: dict[str, EditSession] = {}
@@ -332,7 +341,7 @@ class ServerState:
             if self._own_dir:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
             else:
-                for d in (self.uploads_dir, self.artifacts_dir, self.exports_dir, self.rembg_dir):
+                for d in (self.uploads_dir, self.artifacts_dir, self.exports_dir, self.rembg_dir, self.clips_dir):
                     shutil.rmtree(d, ignore_errors=True)
 
     # --- jobs -------------------------------------------------------------------------------
@@ -357,6 +366,10 @@ class ServerState:
         if up is not None:
             d.update(width=up.width, height=up.height, bytes=up.size, format=up.format,
                      downloaded=up.downloaded, expired=up.expired)
+            if up.clip is not None:
+                from .clips import progress
+
+                d["clip"] = progress(job, up)
         es = self.edits.get(job.id)
         d["edits"] = es.history.state() if es else {"version": 0, "can_undo": False, "can_redo": False, "steps": 0}
         return d
@@ -415,6 +428,11 @@ class ServerState:
             if up is not None:
                 up.expired = True
                 up.path.unlink(missing_ok=True)
+                if up.clip_dir is not None:
+                    shutil.rmtree(up.clip_dir, ignore_errors=True)
+                    from .clips import forget
+
+                    forget(job_id)
             shutil.rmtree(self.artifacts_dir / job_id, ignore_errors=True)
         try:
             self.engine.forget(job_id)

@@ -44,6 +44,30 @@ app.viewer = viewer;
 
 function selectedItem() { return app.items.find((i) => i.key === app.selected) || null; }
 
+// A video or an animation: one clip job (frames progress, a playing preview, clip formats).
+function clipOf(item) { return (item && item.job && item.job.clip) || null; }
+
+function seconds(s) {
+  if (s == null || !isFinite(s)) return '';
+  if (s < 60) return `${Math.max(1, Math.round(s))} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${String(Math.round(s % 60)).padStart(2, '0')} s`;
+}
+
+// "Frame 3 of 30", "1.4 fps · about 20 s left": what the queue and the viewer say while a clip runs.
+function frameText(clip) {
+  const n = clip.frames_total || clip.frames || 0;
+  const head = n ? `Frame ${clip.frames_done} of ${n}` : `Frame ${clip.frames_done}`;
+  const rate = clip.rate ? `${clip.rate >= 10 ? clip.rate.toFixed(0) : clip.rate.toFixed(1)} fps` : '';
+  const eta = clip.eta_s != null ? `about ${seconds(clip.eta_s)} left` : '';
+  return { head, tail: [rate, eta].filter(Boolean).join(' · ') };
+}
+
+function clipFraction(clip) {
+  const n = clip.frames_total || clip.frames || 0;
+  return n ? Math.min(1, clip.frames_done / n) : 0;
+}
+
 function queueEdit(url, body) {
   const item = selectedItem();
   if (!item || !item.jobId) return Promise.resolve();
@@ -82,11 +106,83 @@ function setBusy(on, text) {
 function updateEditButtons() {
   const item = selectedItem();
   const e = (item && item.edits) || {};
-  const ready = !!(item && item.stage === 'done');
+  const clip = !!clipOf(item);
+  setClipMode(clip);
+  const ready = !!(item && item.stage === 'done') && !clip;
   $('#undo').disabled = !ready || !e.can_undo;
   $('#redo').disabled = !ready || !e.can_redo;
   $('#reset').disabled = !ready || !e.steps;
   $('#clear-selection').hidden = !viewer.selection;
+}
+
+// Refinement tools are for stills: for a clip they stay visible, disabled, with the reason.
+function setClipMode(on) {
+  $('.editbar').classList.toggle('for-clip', on);
+  $('.toolbar').classList.toggle('for-clip', on);
+  $('#clip-note').hidden = !on;
+  const why = 'Manual refinement is for still images; a clip downloads in any of its formats below';
+  $$('.tool').forEach((b) => {
+    b.disabled = on;
+    if (on) { if (!b.dataset.title) b.dataset.title = b.title; b.title = why; } else if (b.dataset.title) b.title = b.dataset.title;
+  });
+  $$('[data-view], #zoom-in, #zoom-out, #zoom-fit, #zoom-100').forEach((b) => { b.disabled = on; });
+  if (on) { $('#opts-brush').hidden = true; $('#opts-wand').hidden = true; } else setToolOptions(viewer.tool);
+}
+
+function hideClip() {
+  const v = $('#clip-video');
+  if (!v.hidden || v.getAttribute('src')) { v.pause(); v.removeAttribute('src'); v.load(); }
+  v.hidden = true;
+  $('#clip-img').hidden = true;
+  $('#clip-img').removeAttribute('src');
+  $('#clip-stage').hidden = true;
+  delete document.body.dataset.clipPreview;
+}
+
+// The finished clip, playing: a <video> of the WebM with alpha (transparent in Chromium and
+// Firefox) or the animated WebP in an <img>, over the chosen background.
+function showClip(item, clip) {
+  const id = item.jobId;
+  const video = clip.kind === 'video';
+  const url = `/api/jobs/${id}/result?format=${video ? 'webm' : 'webp'}&download=false`;
+  const token = app.loadToken;
+  $('#clip-stage').hidden = false;
+  setBusy(true, 'Preparing the preview…');
+  const done = (ok) => {
+    if (token !== app.loadToken) return;
+    setBusy(false);
+    if (!ok) toast(`The preview of ${item.name} could not be shown; the downloads are not affected.`);
+  };
+  if (video) {
+    const v = $('#clip-video');
+    $('#clip-img').hidden = true;
+    v.hidden = false;
+    v.onloadeddata = () => done(true);
+    v.onerror = () => done(false);
+    v.onplaying = () => { document.body.dataset.clipPreview = 'playing'; };
+    if (v.getAttribute('src') !== url) { v.src = url; v.play().catch(() => {}); }
+  } else {
+    const img = $('#clip-img');
+    const v = $('#clip-video');
+    v.pause(); v.removeAttribute('src'); v.hidden = true;
+    img.hidden = false;
+    img.onload = () => { done(true); document.body.dataset.clipPreview = 'playing'; };
+    img.onerror = () => done(false);
+    if (img.getAttribute('src') !== url) img.src = url;
+  }
+  const j = item.job || {};
+  $('#file-meta').textContent = [item.name, j.width && `${j.width}×${j.height}`,
+    `${clip.frames_done || clip.frames} frames`, clip.duration && `${clip.duration.toFixed(1)} s`,
+    clip.kind === 'video' ? (clip.audio ? `audio (${clip.audio})` : 'no audio') : (clip.loop === 0 ? 'loops' : ''),
+    clip.rate && `cut out at ${clip.rate.toFixed(1)} fps`].filter(Boolean).join(' · ');
+  document.body.dataset.shown = id;
+}
+
+function setClipBackground(bg, imageUrl) {
+  const f = $('#clip-frame');
+  f.classList.toggle('checker', bg === 'checker');
+  f.style.backgroundColor = bg !== 'checker' && bg !== 'image' ? bg : '';
+  f.style.backgroundImage = bg === 'image' && imageUrl ? `url("${imageUrl}")` : '';
 }
 
 async function showItem(item) {
@@ -96,7 +192,28 @@ async function showItem(item) {
   updateEditButtons();
   const status = $('#viewer-status');
   $('#viewer-empty').hidden = app.items.length > 0;
+  const clip = clipOf(item);
+  if (!item || !clip || item.stage !== 'done') hideClip();
   if (!item) { viewer.clear(); status.hidden = true; return; }
+  if (item.stage !== 'done' && clip && ACTIVE.has(item.stage)) {
+    viewer.clear();
+    status.hidden = false;
+    status.innerHTML = '';
+    const card = el('div', 'card');
+    const { head, tail } = frameText(clip);
+    card.append(el('strong', '', item.name),
+      el('span', '', item.stage === 'inferring' ? (clip.kind === 'video' ? 'Cutting out the video' : 'Cutting out the animation') : `${STAGES[item.stage] || item.stage}…`),
+      el('span', 'frames-big', item.stage === 'queued' ? `${clip.frames || '?'} frames` : head),
+      el('span', 'muted', item.stage === 'queued' ? 'Queued — it starts when a worker is free' : (tail || 'Starting…')));
+    const bar = el('div', 'progress');
+    const fill = el('span');
+    fill.style.width = `${Math.round(clipFraction(clip) * 100)}%`;
+    bar.append(fill);
+    card.append(bar);
+    card.dataset.frames = String(clip.frames_done);
+    status.append(card);
+    return;
+  }
   if (item.stage !== 'done') {
     viewer.clear();
     status.hidden = false;
@@ -115,6 +232,7 @@ async function showItem(item) {
   }
   status.hidden = true;
   const token = ++app.loadToken;
+  if (clip) { viewer.clear(); showClip(item, clip); return; }
   setBusy(true, 'Loading…');
   try {
     const id = item.jobId;
@@ -150,7 +268,8 @@ function addFiles(files) {
   if (!list.length) return;
   for (const file of list) {
     const item = { key: `k${++keySeq}`, name: file.name, file, stage: 'uploading', progress: 0, error: null, jobId: null };
-    if (/\.(png|jpe?g|webp|gif|bmp|avif)$/i.test(file.name) || /^image\/(png|jpeg|webp|gif|bmp|avif)$/.test(file.type)) {
+    if (!/\.(mp4|m4v|mov|webm|mkv|avi|mts|m2ts|ts)$/i.test(file.name)
+        && (/\.(png|jpe?g|webp|gif|bmp|avif)$/i.test(file.name) || /^image\/(png|jpeg|webp|gif|bmp|avif)$/.test(file.type))) {
       item.thumb = URL.createObjectURL(file);
     }
     app.items.push(item);
@@ -239,6 +358,7 @@ function applyJob(item, job) {
   updateExport();
   if (app.selected === item.key) {
     if (was !== item.stage && (item.stage === 'done' || FINAL.has(item.stage))) showItem(item);
+    else if (clipOf(item) && item.stage !== 'done') showItem(item);
     else if (item.stage !== 'done') showItem(item);
     else updateEditButtons();
   } else if (item.stage === 'done' && was !== 'done') {
@@ -254,6 +374,8 @@ function stageLabel(item) {
 }
 
 function overallProgress(item) {
+  const clip = clipOf(item);
+  if (clip && item.stage === 'inferring') return 0.03 + 0.95 * clipFraction(clip);
   const order = ['queued', 'decoding', 'inferring', 'refining', 'encoding', 'verifying', 'done'];
   const weights = { queued: 0, decoding: 0.05, inferring: 0.15, refining: 0.7, encoding: 0.85, verifying: 0.95, done: 1 };
   if (!order.includes(item.stage)) return item.stage === 'uploading' ? 0.02 : 0;
@@ -279,13 +401,23 @@ function buildItem(item) {
   li.setAttribute('role', 'button');
   const thumb = el('div', 'qthumb');
   const src = item.stage === 'done' && item.jobId ? `/api/jobs/${item.jobId}/preview/original.png` : item.thumb;
-  if (src) { const img = el('img'); img.alt = ''; img.src = src; img.loading = 'lazy'; thumb.append(img); }
+  if (src) { const img = el('img'); img.alt = ''; img.onerror = () => img.remove(); img.src = src; img.loading = 'lazy'; thumb.append(img); }
   const body = el('div', 'qbody');
   if (item.group) body.append(el('div', 'qgroup muted', item.group));
-  body.append(el('div', 'qname', item.name));
+  const clip = clipOf(item);
+  const nm = el('div', 'qname');
+  if (clip) nm.append(el('span', 'qclip', clip.kind === 'video' ? 'VIDEO' : 'ANIM'));
+  nm.append(document.createTextNode(item.name));
+  body.append(nm);
   const st = el('div', `qstatus ${item.stage === 'done' ? 'done' : (item.stage === 'failed' || item.stage === 'rejected') ? 'failed' : ''}`, stageLabel(item));
   if (item.stage === 'done' && item.edits && item.edits.steps) st.append(el('span', 'muted', '· edited'));
   body.append(st);
+  if (clip && item.stage === 'inferring') {
+    const { head, tail } = frameText(clip);
+    const fr = el('div', 'qframes', [head, tail].filter(Boolean).join(' · '));
+    fr.dataset.frames = String(clip.frames_done);
+    body.append(fr);
+  }
   if (ACTIVE.has(item.stage)) {
     const bar = el('div', 'progress');
     const fill = el('span');
@@ -386,16 +518,39 @@ function connectEvents() {
 
 // --- export -------------------------------------------------------------------------------
 
-function exportParams() {
-  const p = new URLSearchParams({ format: $('#export-format').value });
-  if ($('#export-bg-on').checked && $('#export-format').value !== 'mask') p.set('bg', $('#export-bg').value.slice(1));
+function formatSelect(item) { return clipOf(item) ? $('#export-clip-format') : $('#export-format'); }
+
+function exportParams(item = selectedItem()) {
+  const fmt = formatSelect(item).value;
+  const p = new URLSearchParams({ format: fmt });
+  if ($('#export-bg-on').checked && fmt !== 'mask') p.set('bg', $('#export-bg').value.slice(1));
   return p;
 }
 
 function updateExport() {
   const item = selectedItem();
   const a = $('#download-one');
-  $('#export-bg').disabled = !$('#export-bg-on').checked || $('#export-format').value === 'mask';
+  const clip = clipOf(item);
+  const sel = $('#export-clip-format');
+  $('#export-format').hidden = !!clip;
+  sel.hidden = !clip;
+  if (clip && app.clipKind !== clip.kind && !app.clipFormatChosen) sel.value = clip.default_format || 'webm';
+  if (clip) app.clipKind = clip.kind;
+  const fmt = formatSelect(item).value;
+  const hint = $('#export-hint');
+  hint.hidden = true;
+  if (clip && fmt === 'mp4' && !$('#export-bg-on').checked) {
+    $('#export-bg-on').checked = true; // MP4 has no alpha: it is always over a colour
+    hint.hidden = false;
+    hint.textContent = 'MP4 cannot carry transparency, so it is written over the background colour.';
+  } else if (clip && fmt === 'gif') {
+    hint.hidden = false;
+    hint.textContent = 'GIF keeps 1-bit transparency: soft edges become hard. WebP or APNG keep them.';
+  } else if (clip && fmt !== 'mask' && fmt !== 'mp4' && $('#export-bg-on').checked) {
+    hint.hidden = false;
+    hint.textContent = 'Written over the background colour (opaque). Untick Background for transparency.';
+  }
+  $('#export-bg').disabled = !$('#export-bg-on').checked || fmt === 'mask';
   if (item && item.stage === 'done') {
     a.href = `/api/jobs/${item.jobId}/result?${exportParams()}`;
     a.classList.remove('disabled');
@@ -411,7 +566,8 @@ function updateExport() {
 function downloadZip() {
   const ids = app.items.filter((i) => i.stage === 'done').map((i) => i.jobId);
   if (!ids.length) return;
-  const p = exportParams();
+  const p = new URLSearchParams({ format: $('#export-format').value }); // clips go in their own default format
+  if ($('#export-bg-on').checked && $('#export-format').value !== 'mask') p.set('bg', $('#export-bg').value.slice(1));
   p.set('ids', ids.join(','));
   const a = document.createElement('a');
   a.href = `/api/export.zip?${p}`;
@@ -567,11 +723,16 @@ function toast(text) {
 }
 
 function setTool(t) {
+  if (clipOf(selectedItem()) && t !== 'hand') return; // refinement is for stills
   viewer.setTool(t);
   $$('.tool').forEach((b) => b.setAttribute('aria-checked', String(b.dataset.tool === t)));
+  setToolOptions(t);
+  syncView();
+}
+
+function setToolOptions(t) {
   $('#opts-brush').hidden = !(t === 'restore' || t === 'erase');
   $('#opts-wand').hidden = t !== 'wand';
-  syncView();
 }
 
 function syncView() {
@@ -617,13 +778,19 @@ function bindUI() {
   }));
   $$('[data-bg]').forEach((b) => {
     if (b.dataset.bg !== 'checker') b.style.setProperty('--swatch', b.dataset.bg);
-    b.addEventListener('click', () => { viewer.setBackground(b.dataset.bg); markSwatch(b); });
+    b.addEventListener('click', () => { viewer.setBackground(b.dataset.bg); setClipBackground(b.dataset.bg); markSwatch(b); });
   });
-  $('#bg-color').addEventListener('input', (e) => { viewer.setBackground(e.target.value); markSwatch(e.target.parentElement); });
+  $('#bg-color').addEventListener('input', (e) => { viewer.setBackground(e.target.value); setClipBackground(e.target.value); markSwatch(e.target.parentElement); });
   $('#bg-image').addEventListener('change', async (e) => {
     const f = e.target.files[0];
     if (!f) return;
-    try { viewer.setBackground('image', await createImageBitmap(f)); markSwatch(null); } catch { toast('That file cannot be shown as a background here.'); }
+    try {
+      viewer.setBackground('image', await createImageBitmap(f));
+      if (app.clipBgUrl) URL.revokeObjectURL(app.clipBgUrl);
+      app.clipBgUrl = URL.createObjectURL(f);
+      setClipBackground('image', app.clipBgUrl);
+      markSwatch(null);
+    } catch { toast('That file cannot be shown as a background here.'); }
     e.target.value = '';
   });
   markSwatch($('[data-bg="checker"]'));
@@ -651,6 +818,7 @@ function bindUI() {
   viewer.hooks.onChange = () => { $('#zoom-label').textContent = `${Math.round(viewer.zoom * 100)}%`; $('#clear-selection').hidden = !viewer.selection; };
 
   $('#export-format').addEventListener('change', updateExport);
+  $('#export-clip-format').addEventListener('change', () => { app.clipFormatChosen = true; updateExport(); });
   $('#export-bg-on').addEventListener('change', updateExport);
   $('#export-bg').addEventListener('input', updateExport);
   $('#download-zip').addEventListener('click', downloadZip);
