@@ -254,6 +254,75 @@ def test_a_node_removed_mid_run_loses_nothing(tmp_path: Path, cluster) -> None:
     _complete_and_resumable(tmp_path, photos, out, summary, 10)
 
 
+def test_a_file_whose_actor_keeps_dying_fails_alone_as_worker_crashed(tmp_path: Path, cluster) -> None:
+    """Ray Data re-runs a dead actor's row without end; the run's tally (``attempts``) bounds it:
+    a row already started ``limit`` times on a step (its process died each time) is failed as
+    ``worker-crashed`` with the reason, the next row runs, and the tally forgets both."""
+    from alphacut.distributed.attempts import start_tally
+    from alphacut.distributed.rows import Infer, decode_row, new_row
+    from alphacut.inputs import expand
+
+    photos = _photos(tmp_path / "in", 2)
+    rows = [decode_row(new_row(i, item, f"p{i}.png"), model="u2netp", options=OPTIONS)
+            for i, item in enumerate(expand([str(photos)]))]
+    tally = start_tally()
+    for _ in range(4):  # row 0 was started four times, and its actor's process died each time
+        ray.get(tally.begin.remote("infer", 0))
+    infer = Infer("u2netp", OPTIONS, ["u2netp"], None, 1, False, tally, 4)
+    dead, alive = infer(rows[0]), infer(rows[1])
+    assert (dead["status"], dead["code"], dead["payload"]) == ("failed", "worker-crashed", b"")
+    assert "running the model on it died 4 times" in dead["reason"] and dead["name"] in dead["reason"]
+    assert alive["status"] == "" and alive["payload"] and alive["provider"]
+    assert ray.get(tally.size.remote()) == 0, "finished rows are not kept"
+    ray.kill(tally)
+
+
+def test_a_joined_cluster_gets_the_stores_endpoint_never_the_credentials(cluster) -> None:
+    """The nodes read and write the objects: a cluster alphacut joins gets the driver's store
+    endpoint and region (a node without them would address AWS's own S3 under the bucket's
+    name), never its credentials (each node has its own). This module's nodes were started with
+    the moto server's variables; the driver here names another endpoint, region and secret."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, os, ray\n"
+        "from alphacut.distributed.cluster import connect\n"
+        "conn = connect(os.environ['TARGET'])\n"
+        "seen = ray.remote(num_cpus=0)(lambda: {k: os.environ.get(k) for k in\n"
+        "    ('AWS_ENDPOINT_URL', 'AWS_REGION', 'AWS_SECRET_ACCESS_KEY')})\n"
+        "print(json.dumps(ray.get(seen.remote())))\n"
+        "conn.shutdown()\n")
+    env = {**os.environ, "TARGET": cluster.address, "AWS_ENDPOINT_URL": "http://127.0.0.1:9/",
+           "AWS_REGION": "xx-test-1", "AWS_SECRET_ACCESS_KEY": "driver-only",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (seen["AWS_ENDPOINT_URL"], seen["AWS_REGION"]) == ("http://127.0.0.1:9/", "xx-test-1")
+    assert seen["AWS_SECRET_ACCESS_KEY"] not in (None, "driver-only"), "the node keeps its own credentials"
+
+
+def test_ray_local_starts_its_own_cluster_beside_a_running_one(cluster) -> None:
+    """``--ray local`` is a private cluster even when another runs on this machine (this
+    module's): Ray's ``init`` without an address would join the running one."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, ray\n"
+        "from alphacut.distributed.cluster import connect\n"
+        "conn = connect('local')\n"
+        "print(json.dumps([conn.started_local, ray.get_runtime_context().gcs_address]))\n"
+        "conn.shutdown()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    started, gcs = json.loads(run.stdout.strip().splitlines()[-1])
+    assert started and gcs != cluster.address and gcs.startswith("127.0.0.1:")
+
+
 def test_cli_ray_gives_the_local_engines_json_rows(tmp_path: Path, cluster) -> None:
     import subprocess
     import sys

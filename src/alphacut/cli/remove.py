@@ -106,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "in the user cache); it is also put whole to OUT/manifest.jsonl as it grows")
     r = p.add_argument_group(
         "on a Ray cluster (pip install 'alphacut[ray]')",
-        "--ray runs the batch on Ray Data: decode and finishing on CPU tasks, the model on a pool of "
+        "--ray runs the batch on Ray Data: decode and finishing on CPU, the model on a pool of "
         "actors (one per GPU, or per node). INPUT and -o may be folders (a shared filesystem on a real "
         "cluster) or object-store prefixes (s3://bucket/prefix; the AWS_* variables, AWS_ENDPOINT_URL "
         "included, say where and who). A local cluster alphacut starts listens on 127.0.0.1 only, with "

@@ -21,6 +21,9 @@ A local cluster alphacut starts is private to this run:
   (``quiet_home``); the model store, the AWS configuration files and the auth token keep
   pointing where they did. The no-egress test (tests/test_netguard.py) found these probes.
 
+A cluster alphacut joins gets the driver's store endpoint and region (``store_env``), never its
+credentials, so every node reads and writes the store the user named.
+
 ``shutdown()`` ends only what this run started: it disconnects from a cluster it joined, and
 stops a local cluster it started (``ray.shutdown``). It never runs ``ray stop``.
 """
@@ -45,6 +48,9 @@ from ..errors import UsageError
 LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 USAGE_STATS = "RAY_USAGE_STATS_ENABLED"
 INSTALL_HINT = "pip install 'alphacut[ray]'"
+#: the object store's endpoint and region — never credentials — go with the batch to a cluster
+#: it joins (``store_env``)
+STORE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 
 @contextlib.contextmanager
@@ -133,6 +139,15 @@ def found_address(temp_dir: str | None = None) -> str | None:
     return text or None
 
 
+def store_env() -> dict[str, str]:
+    """The driver's store endpoint and region, for the processes of a cluster it joins (Ray's
+    ``runtime_env``): the nodes read and write the objects, and a node without the driver's
+    ``AWS_ENDPOINT_URL`` would address AWS's own S3 under the same bucket name — outputs in a
+    store the user never named. Credentials are not sent (Ray keeps a job's runtime_env in its
+    control store); each node has its own (README, "Running on a real cluster")."""
+    return {k: os.environ[k] for k in STORE_ENV if os.environ.get(k)}
+
+
 def _prepare_env(loopback: bool) -> None:
     os.environ[USAGE_STATS] = "0"
     if loopback:
@@ -184,9 +199,14 @@ def connect(address: str = "auto", *, num_cpus: int | None = None,
     try:
         if local:
             with quiet_home() as home:
-                ray.init(**kwargs)
+                # "local", not None: without an address ray.init joins whatever cluster it finds
+                # on this machine (RAY_ADDRESS, the last `ray start`, any running GCS) — another
+                # user's included — and this run's images would go there
+                ray.init(address="local", **kwargs)
         else:
-            ray.init(address=target, **{k: v for k, v in kwargs.items() if k != "include_dashboard"})
+            env = store_env()
+            ray.init(address=target, **{k: v for k, v in kwargs.items() if k != "include_dashboard"},
+                     **({"runtime_env": {"env_vars": env}} if env else {}))
     except (ConnectionError, RuntimeError, ValueError) as exc:
         if home is not None:
             shutil.rmtree(home, ignore_errors=True)

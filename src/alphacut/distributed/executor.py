@@ -3,36 +3,48 @@
 ``run_ray_batch`` opens the batch exactly as the local runner does (``jobs.batch.open_batch``:
 the same expander, output names, sinks, manifest and ``--resume`` rule), makes the models
 ready on every node (``nodes.prepare_all``), then streams one small row per input through a
-Ray Data pipeline::
+Ray Data pipeline of three actor pools::
 
-    rows ─► decode_row (CPU tasks) ─► Infer (actor pool: one session each) ─► finish_row (CPU tasks: finish, encode, verify, write)
+    rows ─► Decode (CPU) ─► Infer (one model session each) ─► Finish (CPU: finish, encode, verify, write)
 
 and books each row in the manifest the moment it comes back (``Ledger.finish``), so the
 manifest grows as files finish, and the same ``--json`` rows and progress as the local engine
 go out.
 
 Memory and back-pressure
-    Ray Data's streaming executor runs the three steps concurrently and stops launching
-    decode tasks while the object store holds too much (its back-pressure); input blocks hold
-    one row each (up to ``MAX_BLOCKS`` blocks) and blocks are capped at ``BLOCK_BYTES``, so at
-    most a few decoded pictures per step are in flight — never a materialised dataset of
-    pixels. The finish step returns rows without pixels; the driver holds one small record
-    per input (the plan), not images.
+    Ray Data's streaming executor runs the three steps concurrently and stops feeding the
+    decoders while in-flight blocks fill half the object store (its back-pressure; the store's
+    size is the cluster's: Ray's default is 30% of each node's memory). Before that, each actor
+    takes ``IN_FLIGHT`` blocks at a time, and blocks are capped at ``BLOCK_BYTES``, so a photo's
+    decoded pixels travel in a block of their own and at most a few pictures per actor are in
+    flight — never a materialised dataset of pixels. Input blocks hold one row each up to
+    ``MIN_BLOCKS`` blocks, then up to ``ROWS_PER_BLOCK`` rows (more only past ``MAX_BLOCKS``
+    blocks): Ray keeps some state on the driver for every task and block, which with one row
+    per block grew the driver by about 45 KB a file. The finish step returns rows without
+    pixels; the driver holds one small record per input still to do (the plan) and drops it
+    when the row is booked.
 
 Nothing lost, nothing done twice
     Every step catches its own errors (``rows``), so a bad file is a manifest row, never a
-    dropped block. A process or node that dies is Ray's to recover: tasks are retried, actors
-    restarted (``ACTOR_RETRIES`` times per row), lost objects rebuilt from lineage. Blocks that
-    still fail are tolerated (``max_errored_blocks``) and their rows, missing at the end, run
-    again in a second pass; one that is lost again is booked as failed (``lost``) with the
-    reason. Writes are idempotent (temporary name + rename; a whole object put and read back),
-    so a row that a retry finished twice leaves one identical file and one manifest line.
+    dropped block. A process or node that dies is Ray's to recover: actors are restarted and
+    their rows run again, lost objects rebuilt from lineage; a row whose process died
+    ``ACTOR_RETRIES`` times more on one step is failed as ``worker-crashed`` (``attempts``:
+    Ray Data alone would re-run it forever). Blocks that still fail are tolerated
+    (``max_errored_blocks``) and their rows, missing at the end, run again in a second pass;
+    one that is lost again is booked as failed (``lost``) with the reason. Writes are
+    idempotent (temporary name + rename; a whole object put and read back), so a row that a
+    retry finished twice leaves one identical file and one manifest line.
 
 Resources (scheduling shares, not cores)
-    An actor asks for ``ACTOR_CPUS`` of a CPU (or one GPU when the cluster has GPUs), a task
-    ``TASK_CPUS``: on a one-CPU node one actor and its decode and finish tasks overlap as the
-    local engine's three threads do. CPU-only clusters get one actor per node; GPU clusters
-    one per GPU.
+    An Infer actor asks for ``ACTOR_CPUS`` of a CPU (or one GPU when the cluster has GPUs):
+    CPU-only clusters get one per node with CPUs, GPU clusters one per GPU. Decode and Finish
+    are fixed pools of long-lived actors too (one per node with CPUs, or one per two CPUs if
+    that is more), asking for no CPU share (``STEP_CPUS``): as quarter-CPU tasks they made Ray
+    start a fresh worker process — imports and all — for most blocks (43 processes for 100
+    files on two one-CPU nodes, at most 11 alive at once: Ray reaps idle task workers beyond a
+    node's CPU count within a second), and a share held for the whole run could leave an Infer
+    actor restarted after a node loss with no room. On a one-CPU node one Infer, one Decode and
+    one Finish overlap as the local engine's three threads do.
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ import json
 import logging
 import threading
 import time
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -52,16 +64,25 @@ from ..jobs.plan import BatchItem
 from ..jobs.state import Job, Stage
 from ..objstore import is_uri
 from . import cluster, nodes
+from .attempts import start_tally
 from ..errors import plain_reason
-from .rows import Infer, decode_row, finish_row, new_row
+from .rows import Decode, Finish, Infer, new_row
 
 #: a block of decoded pixels is split above this size (so one picture per block)
 BLOCK_BYTES = 8 * 1024 * 1024
-#: input blocks: one row each, up to this many (beyond it, several rows share a block)
-MAX_BLOCKS = 20_000
+#: rows per input block: one while a batch fits ``MIN_BLOCKS`` blocks, up to this many past it
+#: (more once a batch would need over ``MAX_BLOCKS`` blocks)
+ROWS_PER_BLOCK = 32
+MIN_BLOCKS = 64
+MAX_BLOCKS = 2_000
+#: blocks queued at one actor at a time (one running, one waiting): with blocks of at most
+#: ``BLOCK_BYTES`` or one picture, what is in flight is a few pictures per actor
+IN_FLIGHT = 2
+#: an Infer actor's CPU share on a CPU-only cluster
 ACTOR_CPUS = 0.5
-TASK_CPUS = 0.25
-#: a row whose actor dies this many times more is given up on in this pass
+#: a Decode or Finish actor's CPU share: none (see "Resources" above)
+STEP_CPUS = 0
+#: a row whose actor dies this many times more is failed (``attempts.Tally``)
 ACTOR_RETRIES = 3
 #: passes over the rows a dead process or node lost
 PASSES = 2
@@ -102,12 +123,11 @@ def run_ray_batch(
         plan = {idx: item for idx, item in enumerate(ledger.todo) if not ledger.refuse_problem(item)}
         if plan:
             conn = cluster.connect(address)  # first: Ray must not be imported before it (cluster.py)
-            rows = [new_row(idx, item.input, item.output_rel) for idx, item in plan.items()]
             from ..models.store import ModelStore
 
             names = nodes.models_for(options.model, ModelStore())
             nodes.prepare_all(names, model_source, accept_license=accept_license)
-            _run_passes(ledger, rows, plan, options, names, model_source=model_source, actors=actors,
+            _run_passes(ledger, plan, options, names, model_source=model_source, actors=actors,
                         threads=threads, accept_license=accept_license, stop=stop)
         finished_cleanly = not stop.is_set()
         if stop.is_set():
@@ -125,36 +145,35 @@ def run_ray_batch(
     return ledger.summary
 
 
-def _run_passes(ledger: Ledger, rows: list[dict[str, Any]], plan: dict[int, BatchItem], options: Any,
-                names: list[str], **kw: Any) -> None:
+def _run_passes(ledger: Ledger, plan: dict[int, BatchItem], options: Any, names: list[str], **kw: Any) -> None:
     """Stream the rows through the cluster; rows a dead process or node lost run again (up to
-    ``PASSES`` passes), and what is still missing is booked as ``lost``."""
+    ``PASSES`` passes), and what is still missing is booked as ``lost``. ``plan`` holds the
+    rows not yet booked: a booked row leaves it, so the driver keeps nothing per finished file
+    (the manifest line on disk is what ``--resume`` reads)."""
     stop: threading.Event = kw.pop("stop")
-    booked: set[int] = set()
-    remaining = rows
+    tally = start_tally()  # one per run: a row's starts count across passes
     why = "the process or node running it died"
     for _ in range(PASSES):
-        if not remaining or stop.is_set():
+        if not plan or stop.is_set():
             break
+        todo = len(plan)
         try:
-            for row in _stream(remaining, options, names, sink=ledger.sink, **kw):
-                idx = row["idx"]
-                if idx in booked:  # a retried row that had come back already: booked once
+            for row in _stream(plan, options, names, sink=ledger.sink, tally=tally, **kw):
+                item = plan.pop(row["idx"], None)
+                if item is None:  # a retried row that had come back already: booked once
                     continue
-                booked.add(idx)
-                ledger.finish(_record(plan[idx], row, options))
+                ledger.finish(_record(item, row, options))
                 if stop.is_set():
                     break
         except Exception as exc:  # noqa: BLE001 - the cluster failed this pass: the next one retries
             why = f"the cluster failed the pass ({plain_reason(exc)[1]})"
-            _log.warning("a pass over %d rows ended early: %s", len(remaining), why)
-        remaining = [r for r in remaining if r["idx"] not in booked]
+            _log.warning("a pass over %d rows ended early: %s", todo, why)
     if stop.is_set():
         return
-    for row in remaining:
-        item = plan[row["idx"]]
+    for item in plan.values():
         ledger.finish(record(item, "failed", code="lost",
                              reason=f"{item.input.name}: lost in {PASSES} passes ({why}); run again with --resume"))
+    plan.clear()
 
 
 def _record(item: BatchItem, row: dict[str, Any], options: Any) -> dict[str, Any]:
@@ -171,9 +190,10 @@ def _record(item: BatchItem, row: dict[str, Any], options: Any) -> dict[str, Any
     return record(item, "failed", job=job, code=row["code"], reason=row["reason"])
 
 
-def _stream(rows: list[dict[str, Any]], options: Any, names: list[str], *, sink: Any, model_source: str | None,
-            actors: int | None, threads: int | None, accept_license: bool) -> Iterator[dict[str, Any]]:
-    """One pass: the rows through decode → Infer → finish on Ray Data, as they finish."""
+def _stream(plan: dict[int, BatchItem], options: Any, names: list[str], *, sink: Any, tally: Any,
+            model_source: str | None, actors: int | None, threads: int | None,
+            accept_license: bool) -> Iterator[dict[str, Any]]:
+    """One pass: the plan's rows through decode → Infer → finish on Ray Data, as they finish."""
     import ray
     import ray.data
     from ray.data import ActorPoolStrategy, DataContext
@@ -190,30 +210,61 @@ def _stream(rows: list[dict[str, Any]], options: Any, names: list[str], *, sink:
     # "Progress bars disabled…": alphacut draws its own progress, per file
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
-    res = ray.cluster_resources()
-    gpus = int(res.get("GPU", 0))
-    alive = max(1, sum(1 for n in ray.nodes() if n.get("Alive")))
-    n_actors = actors or (gpus if gpus else alive)
+    shape = layout(ray.cluster_resources(), ray.nodes(), actors)
     model = options.model
+    limit = 1 + ACTOR_RETRIES
+    rows = [new_row(idx, item.input, item.output_rel) for idx, item in plan.items()]
     for k, v in ours.items():  # the dataset takes a copy of the context when it is made …
         setattr(ctx, k, v)
     try:
-        ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
+        ds = ray.data.from_items(rows, override_num_blocks=shape.blocks(len(rows)))
     finally:  # … so a library caller's own datasets keep their settings
         for k, v in theirs.items():
             setattr(ctx, k, v)
-    ds = ds.map(decode_row, fn_kwargs={"model": model, "options": options}, num_cpus=TASK_CPUS)
-    with warnings.catch_warnings():
-        # Ray Data's default retries an actor's row forever: an image that kills its actor
-        # every time would never end the batch. Bounding it needs ``max_task_retries``, which
-        # Ray Data (2.60) still takes but marks deprecated in favour of named parameters it
-        # does not have yet.
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        ds = ds.map(Infer, fn_constructor_args=(model, options, names, model_source, threads, accept_license),
-                    compute=ActorPoolStrategy(size=n_actors), num_cpus=0 if gpus else ACTOR_CPUS,
-                    num_gpus=1 if gpus else None, max_restarts=-1, max_task_retries=ACTOR_RETRIES)
-    ds = ds.map(finish_row, fn_kwargs={"model": model, "options": options, "sink": sink},
-                num_cpus=TASK_CPUS)
+    del rows  # the dataset's blocks hold them now
+    # Ray Data's own actor settings (restart a dead actor, re-run its rows); the bound on a row
+    # that kills its process every time is the tally's (``attempts``), not a deprecated remote arg
+    def pool(size: int) -> Any:
+        return ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=IN_FLIGHT)
+
+    ds = ds.map(Decode, fn_constructor_args=(model, options, tally, limit), compute=pool(shape.cpu_actors),
+                num_cpus=STEP_CPUS)
+    ds = ds.map(Infer, fn_constructor_args=(model, options, names, model_source, threads, accept_license,
+                                            tally, limit),
+                compute=pool(shape.model_actors), num_cpus=0 if shape.gpus else ACTOR_CPUS,
+                num_gpus=1 if shape.gpus else None)
+    ds = ds.map(Finish, fn_constructor_args=(model, options, sink, tally, limit), compute=pool(shape.cpu_actors),
+                num_cpus=STEP_CPUS)
     yield from ds.iter_rows()
     if _log.isEnabledFor(logging.DEBUG):  # per-operator times: ALPHACUT_DEBUG-style digging
         _log.debug("%s", ds.stats())
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a pass is laid out on the cluster: actors per step, and rows per input block."""
+
+    gpus: int
+    cpus: float
+    #: Infer actors: one per GPU, or one per node with CPUs (``--actors`` overrides)
+    model_actors: int
+    #: Decode and Finish actors each: one per node with CPUs, or one per two CPUs
+    cpu_actors: int
+
+    def blocks(self, rows: int) -> int:
+        """Input blocks for ``rows`` rows: one row each up to ``MIN_BLOCKS`` (and four per CPU,
+        so every actor has work), then up to ``ROWS_PER_BLOCK`` rows each, more only past
+        ``MAX_BLOCKS`` blocks. Ray keeps state on the driver per task and per block, so one row
+        per block made the driver grow with the batch (bench/ray_cluster.py); each step still
+        works and fails row by row."""
+        per = max(ROWS_PER_BLOCK, -(-rows // MAX_BLOCKS))
+        return max(1, min(rows, max(-(-rows // per), MIN_BLOCKS, 4 * max(1, int(self.cpus)))))
+
+
+def layout(resources: dict[str, float], nodes: list[dict[str, Any]], actors: int | None = None) -> Layout:
+    """The pass's ``Layout`` from Ray's view of the cluster (``cluster_resources``, ``nodes``)."""
+    gpus = int(resources.get("GPU", 0))
+    cpus = float(resources.get("CPU", 0))
+    with_cpus = sum(1 for n in nodes if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0)
+    return Layout(gpus=gpus, cpus=cpus, model_actors=actors or (gpus if gpus else max(1, with_cpus)),
+                  cpu_actors=max(1, with_cpus, int(cpus // 2)))

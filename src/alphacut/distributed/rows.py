@@ -1,14 +1,18 @@
-"""What runs inside Ray's tasks and actors: one row (one input) through ``steps.Stages``.
+"""What runs inside Ray's actors: one row (one input) through ``steps.Stages``.
 
-The three steps are the halves the local engine's workers run, called the same way:
+The three steps are the halves the local engine's workers run, called the same way, each on a
+pool of long-lived actors:
 
-- ``decode_row`` (a CPU task): ``Stages.decode`` reads the item (file, ZIP member or object)
-  and decodes it;
-- ``Infer`` (a pool of actors, each holding one model session, on a GPU when the cluster has
-  them): ``Stages.infer``, every model pass;
-- ``finish_row`` (a CPU task): ``Stages.finish`` + ``Stages.render`` (upsample, refine,
+- ``Decode`` (CPU) runs ``decode_row``: ``Stages.decode`` reads the item (file, ZIP member or
+  object) and decodes it;
+- ``Infer`` (each holding one model session, on a GPU when the cluster has them):
+  ``Stages.infer``, every model pass;
+- ``Finish`` (CPU) runs ``finish_row``: ``Stages.finish`` + ``Stages.render`` (upsample, refine,
   decontaminate, compose, encode, **verify**), then the sink writes the verified bytes
   (temporary name + rename on a filesystem, write-then-verify on an object store).
+
+Each actor asks the run's tally (``attempts``) before a row, so a file whose process keeps
+dying is failed instead of run forever.
 
 Every step catches its own errors and turns them into the row's ``status``/``code``/``reason``
 (the manifest's fields): Ray Data drops a whole block when a function raises, and a file must
@@ -27,7 +31,7 @@ import socket
 import time
 from typing import Any
 
-from ..errors import AlphacutError, UnsupportedFormatError, plain_reason
+from ..errors import AlphacutError, UnsupportedFormatError, WorkerCrashedError, plain_reason
 from ..imageio.decode import read_input
 from ..imageio.formats import SNIFF_BYTES, sniff
 from ..inputs import Item, opener
@@ -105,7 +109,7 @@ def _read(source: Any) -> bytes:
 
 
 def decode_row(row: Row, *, model: str, options: Options) -> Row:
-    """CPU task: read and decode one input (``Stages.decode``); clips are refused."""
+    """CPU step: read and decode one input (``Stages.decode``); clips are refused."""
     row["started"] = time.time()
     try:
         item: Item = pickle.loads(row["item"])
@@ -122,17 +126,57 @@ def decode_row(row: Row, *, model: str, options: Options) -> Row:
     return row
 
 
+_DOING = {"decode": "decoding it", "infer": "running the model on it", "finish": "finishing it"}
+
+
+def _guarded(starts: Any, row: Row, step: Any) -> Row:
+    """Run ``step(row)`` unless the row failed already or has been started too often on this
+    step (its process died each time: ``attempts.Tally``); the tally forgets it afterwards."""
+    if row["status"]:
+        return row
+    died = starts.too_many(row["idx"])
+    if died:
+        starts.end(row["idx"])
+        doing = _DOING.get(starts.step, starts.step)
+        return _fail(row, WorkerCrashedError(
+            f"the process {doing} died {died} times (killed, out of memory, or a crash in native code); "
+            "not tried again", path=row["name"]))
+    try:
+        return step(row)
+    finally:
+        starts.end(row["idx"])
+
+
+class Decode:
+    """Actor: ``decode_row`` for every row it is given. A long-lived process (not a task per
+    block): Ray's worker pool reaps idle task workers beyond a node's CPU count within a second,
+    so quarter-CPU tasks had it start a new Python process — imports and all — for most blocks."""
+
+    def __init__(self, model: str, options: Options, tally: Any = None, limit: int = 4) -> None:
+        from .attempts import Starts
+
+        self.model, self.options = model, options
+        self.starts = Starts(tally, limit, "decode")
+
+    def __call__(self, row: Row) -> Row:
+        return _guarded(self.starts, row, lambda r: decode_row(r, model=self.model, options=self.options))
+
+
 class Infer:
     """Actor: one model session (``Stages``) for its lifetime; every model pass of each row.
 
     It makes sure its node has the models first (``nodes.ensure_here``: a stat() on a node
-    prepared before the batch started), so an actor restarted on a new node works too.
+    prepared before the batch started), so an actor restarted on a new node works too. Ray Data
+    re-runs a row whose actor died without end; ``tally`` (``attempts.Tally``) bounds that: a
+    row started more than ``limit`` times is failed as ``worker-crashed`` instead.
     """
 
     def __init__(self, model: str, options: Options, names: list[str], source: str | None,
-                 threads: int | None, accept_license: bool = False) -> None:
+                 threads: int | None, accept_license: bool = False, tally: Any = None,
+                 limit: int = 4) -> None:
         from ..models.session import open_session
         from ..models.store import ModelStore
+        from .attempts import Starts
         from .nodes import ensure_here
 
         ensure_here(names, source, accept_license=accept_license)
@@ -141,10 +185,12 @@ class Infer:
         self.stages = Stages(session, get_spec(model), store=store)
         self.options = options
         self.node = socket.gethostname()
+        self.starts = Starts(tally, limit, "infer")
 
     def __call__(self, row: Row) -> Row:
-        if row["status"]:
-            return row
+        return _guarded(self.starts, row, self._infer)
+
+    def _infer(self, row: Row) -> Row:
         try:
             decoded = pickle.loads(row["payload"])
             inferred = self.stages.infer(decoded, self.options)
@@ -159,8 +205,22 @@ class Infer:
         return row
 
 
+class Finish:
+    """Actor: ``finish_row`` for every row it is given (long-lived, as ``Decode``)."""
+
+    def __init__(self, model: str, options: Options, sink: Any, tally: Any = None, limit: int = 4) -> None:
+        from .attempts import Starts
+
+        self.model, self.options, self.sink = model, options, sink
+        self.starts = Starts(tally, limit, "finish")
+
+    def __call__(self, row: Row) -> Row:
+        return _guarded(self.starts, row,
+                        lambda r: finish_row(r, model=self.model, options=self.options, sink=self.sink))
+
+
 def finish_row(row: Row, *, model: str, options: Options, sink: Any) -> Row:
-    """CPU task: ``Stages.finish`` + ``Stages.render`` (verified bytes), then the sink writes
+    """CPU step: ``Stages.finish`` + ``Stages.render`` (verified bytes), then the sink writes
     them; the row comes back without pixels."""
     if row["status"]:
         return row
