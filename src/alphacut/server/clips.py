@@ -29,7 +29,7 @@ from ..errors import AlphacutError
 from ..media.clip import ClipSettings
 from ..media.limits import MediaLimits
 from ..pipeline import Options
-from .errors import ApiError, from_alphacut
+from .errors import ApiError, from_alphacut, submit_refused
 from .state import ServerState, Upload
 
 
@@ -102,13 +102,7 @@ def queue_clip(state: ServerState, path: Path, name: str, size: int, fmt: str, k
             job = state.engine.submit(path, name=name, options=opts, output=master, clip=True,
                                       clip_settings=ClipSettings(video_codec=codec, limits=limits))
         except AlphacutError as err:
-            if err.code == "model-not-installed":
-                raise ApiError(409, err.code, f"the model {opts.model!r} is not installed; download it in "
-                               "Models & system (or `alphacut models pull`)") from None
-            if err.code == "queue-full":
-                raise ApiError(429, "queue-full", "the queue is full; try again in a moment",
-                               retry_after=s.retry_after_s) from None
-            raise from_alphacut(err) from None
+            raise submit_refused(err, opts.model, s.retry_after_s) from None
     except BaseException:
         path.unlink(missing_ok=True)
         import shutil

@@ -25,3 +25,14 @@ class ApiError(Exception):
 def from_alphacut(err: AlphacutError) -> ApiError:
     status = STATUS.get(err.code, 400 if err.exit_code == 2 else 500)
     return ApiError(status, err.code, err.reason, retry_after=5 if status in (429, 503) else None)
+
+
+def submit_refused(err: AlphacutError, model: str, retry_after: int) -> ApiError:
+    """What an upload answers when the engine refuses to queue it (stills and clips alike): a
+    model that is not installed says where to get it, a full queue says when to come back."""
+    if err.code == "model-not-installed":
+        return ApiError(409, err.code, f"the model {model!r} is not installed; download it in "
+                        "Models & system (or `alphacut models pull`)")
+    if err.code == "queue-full":
+        return ApiError(429, "queue-full", "the queue is full; try again in a moment", retry_after=retry_after)
+    return from_alphacut(err)

@@ -26,7 +26,7 @@ from ..imageio.formats import SNIFF_BYTES, Format, output_formats, sniff
 from ..pipeline import Options
 from .clips import CLIP_EXPORTS, clip_file
 from .clips import download_name as clip_download_name
-from .errors import ApiError, from_alphacut
+from .errors import ApiError, from_alphacut, submit_refused
 from .state import TERMINAL, ServerState, Upload
 
 router = APIRouter(prefix="/api", tags=["jobs"])
@@ -205,13 +205,7 @@ def queue_file(state: ServerState, path: Path, name: str, size: int, fmt: str, *
         try:
             job = state.engine.submit(path, name=name, options=opts)
         except AlphacutError as err:
-            if err.code == "model-not-installed":
-                raise ApiError(409, err.code, f"the model {opts.model!r} is not installed; download it in "
-                               "Models & system (or `alphacut models pull`)") from None
-            if err.code == "queue-full":
-                raise ApiError(429, "queue-full", "the queue is full; try again in a moment",
-                               retry_after=s.retry_after_s) from None
-            raise from_alphacut(err) from None
+            raise submit_refused(err, opts.model, s.retry_after_s) from None
     except BaseException:
         path.unlink(missing_ok=True)
         raise
