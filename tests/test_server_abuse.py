@@ -324,7 +324,8 @@ def test_hostile_file_names_stay_inside_and_come_back_sanitised(server, tmp_path
     assert sorted(p.name for p in work.parent.iterdir()) == outside_before
     for p in work.rglob("*"):
         rel = p.relative_to(work).as_posix()
-        assert re.fullmatch(r"uploads(/[0-9a-f]{16}\.upload)?|artifacts(/[0-9a-f]{12}(/[^/]+)?)?|exports", rel), rel
+        assert re.fullmatch(r"uploads(/[0-9a-f]{16}\.upload)?|artifacts(/[0-9a-f]{12}(/[^/]+)?)?|exports"
+                            r"|clips(/[0-9a-f]{16}(/[^/]+){0,2})?", rel), rel
 
 
 # --- token, Origin, Host on every route ------------------------------------------------------
