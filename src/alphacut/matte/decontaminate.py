@@ -256,17 +256,7 @@ class BlurFields:
         observed = _take_pixels(image, flat)
         # one channel at a time: NumPy is several times slower on a trailing axis of 3
         for c in range(3):
-            i = observed[:, c].astype(np.float32)
-            # F = F̂ + a·(I − a·F̂ − (1 − a)·B̂), then blended with I by the confidence
-            f = i - a * est_f[:, c]
-            f -= rest * est_b[:, c]
-            f *= a
-            f += est_f[:, c]
-            np.clip(f, 0.0, top, out=f)
-            f -= i
-            f *= confidence
-            f += i
-            np.rint(f, out=f)
+            f = _corrected(observed[:, c], a, rest, est_f[:, c], est_b[:, c], confidence, top)
             observed[:, c] = f  # in range: a blend of two values in 0..top, rounded
         _put_pixels(out, flat, observed)
 
@@ -282,17 +272,26 @@ class BlurFields:
         rest = 1 - a
         tile_in, tile_out = image[y0:y1, x0:x1], out[y0:y1, x0:x1]
         for c in range(3):
-            i = tile_in[..., c].astype(np.float32)
-            f = i - a * est_f[..., c]
-            f -= rest * est_b[..., c]
-            f *= a
-            f += est_f[..., c]
-            np.clip(f, 0.0, top, out=f)
-            f -= i
-            f *= confidence
-            f += i
-            np.rint(f, out=f)
+            f = _corrected(tile_in[..., c], a, rest, est_f[..., c], est_b[..., c], confidence, top)
             np.copyto(tile_out[..., c], f, where=band, casting="unsafe")
+
+
+def _corrected(observed: np.ndarray, a: np.ndarray, rest: np.ndarray, est_f: np.ndarray, est_b: np.ndarray,
+               confidence: np.ndarray, top: np.float32) -> np.ndarray:
+    """One colour plane's decontaminated values (float32, rounded), for a tile or for gathered
+    pixels alike: F = F̂ + a·(I − a·F̂ − (1 − a)·B̂), clipped, then blended with the observed I by
+    the confidence."""
+    i = observed.astype(np.float32)
+    f = i - a * est_f
+    f -= rest * est_b
+    f *= a
+    f += est_f
+    np.clip(f, 0.0, top, out=f)
+    f -= i
+    f *= confidence
+    f += i
+    np.rint(f, out=f)
+    return f
 
 
 def _take_pixels(image: np.ndarray, flat: np.ndarray) -> np.ndarray:
