@@ -175,11 +175,7 @@ class GuidedFit:
         _, rows, cols = points
         c = resample_points(c, self.H, self.W, t, rows, cols, grid=self.grid, origin=(wy0, wx0))
         flat = (rows + y0) * self.W + (cols + x0)
-        I = to_unit_float(np.take(self.guide.reshape(-1, self.guide.shape[2]), flat, axis=0))
-        q = c[:, 3] + c[:, 0] * I[:, 0]
-        q += c[:, 1] * I[:, 1]
-        q += c[:, 2] * I[:, 2]
-        np.clip(q, 0.0, 1.0, out=q)
+        q = _evaluate(c, to_unit_float(np.take(self.guide.reshape(-1, self.guide.shape[2]), flat, axis=0)))
         base = self.base.reshape(-1)
         seg = np.take(base, flat)
         q -= seg
@@ -190,17 +186,21 @@ class GuidedFit:
     def _apply_tile(self, t: Tile, c: np.ndarray, weight: np.ndarray) -> None:
         """``apply`` over the whole tile: ``c`` and ``weight`` already at full resolution."""
         y0, y1, x0, x1 = t
-        I = to_unit_float(self.guide[y0:y1, x0:x1])
-        q = c[..., 3]
-        q += c[..., 0] * I[..., 0]
-        q += c[..., 1] * I[..., 1]
-        q += c[..., 2] * I[..., 2]
-        np.clip(q, 0.0, 1.0, out=q)
+        q = _evaluate(c, to_unit_float(self.guide[y0:y1, x0:x1]))
         seg = self.base[y0:y1, x0:x1]
         q -= seg
         q *= weight
         seg += q
 
+
+def _evaluate(c: np.ndarray, I: np.ndarray) -> np.ndarray:
+    """The guided filter's output a·I + b, clipped to 0..1, from coefficients ``c`` (…, 4: three
+    slopes and the offset; overwritten) and the guide ``I`` (…, 3) — a tile or gathered pixels."""
+    q = c[..., 3]
+    q += c[..., 0] * I[..., 0]
+    q += c[..., 1] * I[..., 1]
+    q += c[..., 2] * I[..., 2]
+    return np.clip(q, 0.0, 1.0, out=q)
 
 def fit_and_apply(guide: np.ndarray, Iw: np.ndarray, p: np.ndarray, band: np.ndarray, r: int,
                   base: np.ndarray, tile: int | None = None) -> np.ndarray:
