@@ -253,3 +253,40 @@ def test_engine_cancel_removes_a_copied_clip_source(tmp_path):
         while time.monotonic() < end and any(out.parent.iterdir()):
             time.sleep(0.1)
         assert list(out.parent.iterdir()) == []
+
+
+def test_a_worker_killed_mid_clip_leaves_no_temporary_file(tmp_path):
+    """The kernel's OOM killer (SIGKILL from outside) ends the worker while it writes a clip: the
+    engine sweeps the half-written output and the copied source (``engine.remove_partial`` on the
+    worker's death, not only on cancel). Whether the engine retries the clip in a fresh worker or
+    fails it as the crash's victim, the folder ends holding the finished clip alone, or nothing."""
+    import os
+    import signal
+
+    from alphacut.jobs.engine import JobEngine
+    from alphacut.models.store import ModelStore
+    from support.server import SHARED_HOME
+
+    store = ModelStore(SHARED_HOME)
+    data = write_video(tmp_path / "long.mp4", frames=40, audio=None).read_bytes()
+    out = tmp_path / "out" / "long.cutout.webm"
+    with JobEngine("u2netp", workers=1, model_path=store.path("u2netp"), cpu_model_path=store.cpu_file("u2netp")) as eng:
+        frames = threading.Event()
+        eng.subscribe(lambda ev: frames.set() if eng.get(ev.job_id).frames_done >= 1 else None)
+        job = eng.submit(data, name="long.mp4", output=out, clip=True)
+        assert frames.wait(240), eng.get(job.id)
+        victim = eng.get(job.id).worker_pid
+        assert victim and len(list(out.parent.iterdir())) == 2  # the copied source and the .part
+        os.kill(victim, signal.SIGKILL)
+        end = time.monotonic() + 300
+        while time.monotonic() < end and not eng.get(job.id).final:
+            time.sleep(0.1)
+        final = eng.get(job.id)
+        assert final.final, final
+        left = sorted(p.name for p in out.parent.iterdir())
+        if final.stage.value == "done":
+            assert left == [out.name], left
+            assert sum(1 for _ in VideoSource(out).frames()) == 40
+        else:
+            assert left == [] and final.error_code == "worker-crashed" and "SIGKILL" in final.reason, final
+        assert not [n for n in left if ".part" in n]
