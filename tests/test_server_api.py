@@ -203,6 +203,10 @@ def test_models_and_capabilities(live_server):
         caps = c.get("/api/capabilities").json()
         assert caps["provider"] and caps["threads"] >= 1 and "degraded" in caps
         assert caps["limits"]["max_pixels"] > 0
+        from alphacut.media.limits import DEFAULT_LIMITS
+
+        assert caps["media_limits"]["max_frames"] == DEFAULT_LIMITS.max_frames
+        assert caps["media_limits"]["max_animation_frames"] == DEFAULT_LIMITS.max_animation_frames
         assert "png16" in caps["export_formats"]
         from alphacut.imageio import formats
         from alphacut.server.routes_jobs import EXPORTS

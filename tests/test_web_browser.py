@@ -186,6 +186,7 @@ def test_drop_progress_edit_wand_export_zip(browser, live_server, shots):
     page.wait_for_selector("#models .model[data-model='u2netp']")
     page.wait_for_selector("#capabilities dl")
     assert "Apache" in page.inner_text("#models .model[data-model='u2netp']")
+    assert "animations ≤ 5,000 frames" in page.inner_text("#capabilities"), page.inner_text("#capabilities")
     page.screenshot(path=str(shots / "ui-models.png"))
     page.keyboard.press("Escape")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 from typing import Any, AsyncIterator
@@ -63,6 +64,9 @@ def capabilities(request: Request) -> dict[str, Any]:
         "model": s.model,
         "limits": {"max_upload_bytes": s.max_upload_bytes, "max_pixels": s.max_pixels,
                    "result_ttl_s": s.result_ttl_s, "downloaded_ttl_s": s.downloaded_ttl_s},
+        # what a clip or an animation may hold (``media.limits.MediaLimits``): the UI shows these
+        # so a user knows before uploading why a long clip would be refused
+        "media_limits": dataclasses.asdict(s.media_limits),
         "input_formats": names(all_formats()),
         "output_formats": names(output_formats()),
         "export_formats": list(EXPORTS),

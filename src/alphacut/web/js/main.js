@@ -593,6 +593,7 @@ async function loadCapabilities() {
     ['Workers', c.workers ?? 'automatic'],
     ['ONNX Runtime', c.onnxruntime || '—'],
     ['Upload limit', `${formatBytes(c.limits.max_upload_bytes)} · ${Math.round(c.limits.max_pixels / 1e6)} MP`],
+    ...(c.media_limits ? [['Clip limits', clipLimits(c.media_limits)]] : []),
     ['Results kept', `${Math.round(c.limits.result_ttl_s / 3600)} h (${Math.round(c.limits.downloaded_ttl_s / 60)} min after download)`],
     ['Version', `alphacut ${c.version}`],
   ];
@@ -605,6 +606,14 @@ async function loadCapabilities() {
   const banner = $('#degraded-banner');
   banner.hidden = !c.degraded;
   if (c.degraded) banner.textContent = `Running degraded on ${c.provider.replace('ExecutionProvider', '')}: ${c.warnings[c.warnings.length - 1] || 'a faster provider failed'}. Open “Models & system” for details.`;
+}
+
+/** The media limits in words: a clip's frames and size, an animation's frames. */
+function clipLimits(m) {
+  const n = (x) => x.toLocaleString('en');
+  return `video ≤ ${n(m.max_frames)} frames, ≤ ${Math.round(m.max_total_pixels / 1e9)} gigapixels in all · `
+    + `frames ≤ ${Math.round(m.max_frame_pixels / 1e6)} MP, ≤ ${n(m.max_side)} px a side · `
+    + `animations ≤ ${n(m.max_animation_frames)} frames, ≤ ${Math.round(m.max_animation_pixels / 1e6)} MP in all`;
 }
 
 async function loadModels() {
