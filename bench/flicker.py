@@ -371,6 +371,142 @@ def decomposition(results: dict[str, dict[str, dict]], models: list[str], label:
               f"K^2 x{b['sq_flick'] / a['sq_flick']:.2f}")
 
 
+#: the families ``bound`` scores: (name, trust threshold or None for the same pixel, causal)
+FAMILIES = (("trusted 0.5", 0.5, False), ("trusted 0.5 causal", 0.5, True),
+            ("trusted 0.1", 0.1, False), ("same pixel", None, False), ("same pixel causal", None, True))
+
+
+class RangeOracle:
+    """The best dtSSD any filter whose output at each pixel lies within a given range could
+    reach, given the truth (an oracle: no stage knows the truth). Two numbers per family:
+
+    - ``greedy``: each frame takes, per pixel, the value in its range closest to the previous
+      output plus the truth's change (the pair's error is then the least it can be given the
+      previous frame): an output some member of the family could produce, so the family's
+      best is at most this;
+    - ``relaxed``: each pair's least error with both frames free in their ranges (the distance
+      of the truth's change from [lo_t - hi_t-1, hi_t - lo_t-1]): the coupling between pairs
+      dropped, so the family's best is at least this. The family's best lies between the two.
+    """
+
+    def __init__(self) -> None:
+        self.prev: np.ndarray | None = None
+        self.prev_rng: tuple[np.ndarray, np.ndarray] | None = None
+        self.greedy: list[float] = []
+        self.relaxed: list[float] = []
+
+    def add(self, lo: np.ndarray, hi: np.ndarray, own: np.ndarray, dg: np.ndarray | None) -> None:
+        if dg is None or self.prev is None or self.prev_rng is None:
+            self.prev = own
+        else:
+            plo, phi = self.prev_rng
+            d = np.maximum(0.0, np.maximum((lo - phi) - dg, dg - (hi - plo)))
+            self.relaxed.append(float(np.sqrt(np.mean(d * d))))
+            out = np.clip(self.prev + dg, lo, hi)
+            e = (out - self.prev) - dg
+            self.greedy.append(float(np.sqrt(np.mean(e * e))))
+            self.prev = out
+        self.prev_rng = (lo, hi)
+
+
+def bound(models: list[str], seqs: list[str], params: dict[str, Any], store: Any,
+          matte_key: str | None = None) -> None:
+    """What filters of the per-frame mattes could reach on dtSSD at best (docs/video-quality.md).
+
+    For each frame, the stage's own carried samples (its window, its flow, its trust) give a
+    range per pixel: the least and greatest of this frame's matte and the neighbours' samples
+    trusted above a threshold. Every filter that re-weights or selects among those samples
+    (weighted means, medians, confidence blends, hysteresis between them) outputs a value in
+    that range, so ``RangeOracle`` bounds the whole family. The same-pixel family (the range of
+    the raw mattes at the pixel over the window, no motion compensation) is scored too: its
+    range spans the subject's arrival at every moving edge, so its bound is loose, and no rule
+    without the truth knows which end to take."""
+    from collections import deque
+
+    from alphacut.matte.temporal import MatteStabilizer
+
+    class Ranges(MatteStabilizer):
+        """The stage, also recording each frame's per-pixel range of trusted samples."""
+
+        def carried(self, centre: Any) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+            self.rng = {f: [centre.matte.copy(), centre.matte.copy()] for f in FAMILIES if f[1] is not None}
+            for j, warped, trust in super().carried(centre):
+                for (name, thr, causal), (lo, hi) in self.rng.items():
+                    if causal and j > 0:
+                        continue
+                    ok = trust > thr
+                    np.minimum(lo, np.where(ok, warped, np.float32(1)), out=lo)
+                    np.maximum(hi, np.where(ok, warped, np.float32(0)), out=hi)
+                yield j, warped, trust
+
+        def _stabilise(self, centre: Any) -> Any:
+            return super()._stabilise(centre), self.rng
+
+    for m in models:
+        pf = PerFrame(m, store, matte_key)
+        todo = [s for s in seqs if all(pf.cached(f) for f in frames(s))] if matte_key else seqs
+        rows = {}
+        print(f"\n{m}: dtSSD (x100) of the per-frame mattes, the stage, and the range oracles "
+              f"(relaxed <= family's best <= greedy); stage {params or 'defaults'}")
+        print(f"{'sequence':19s} {'pf':>6s} {'stage':>6s} | " + " | ".join(f"{n:>17s}" for n, _, _ in FAMILIES))
+        for seq in todo:
+            stab = Ranges(**params)
+            r = stab.radius
+            oracles = {f: RangeOracle() for f in FAMILIES}
+            raw: deque[np.ndarray] = deque(maxlen=2 * r + 1)
+            truth: dict[int, np.ndarray] = {}
+            mattes: dict[int, np.ndarray] = {}
+            pf_dt, st_dt = [], []
+            prev_stage = None
+
+            def take(i: int, out: Any) -> None:
+                nonlocal prev_stage
+                stage, rng = out
+                dg = truth[i] - truth[i - 1] if i > 0 else None
+                if dg is not None:
+                    d = (stage - prev_stage) - dg
+                    st_dt.append(float(np.sqrt(np.mean(d * d))))
+                    d = (mattes[i] - mattes[i - 1]) - dg
+                    pf_dt.append(float(np.sqrt(np.mean(d * d))))
+                prev_stage = stage
+                window = [mattes[k] for k in range(i - r, i + r + 1) if k in mattes]
+                past = [mattes[k] for k in range(i - r, i + 1) if k in mattes]
+                for f in FAMILIES:
+                    if f[1] is not None:
+                        lo, hi = rng[f]
+                    else:
+                        w = np.stack(past if f[2] else window)
+                        lo, hi = w.min(0), w.max(0)
+                    oracles[f].add(lo, hi, mattes[i], dg)
+                for d_ in (truth, mattes):
+                    for k in [k for k in d_ if k < i - r - 1]:
+                        del d_[k]
+
+            for t, f in enumerate(frames(seq)):
+                rgb = read_rgb(f)
+                truth[t] = read_mask(seq, f)
+                mattes[t] = pf.matte(f, rgb)
+                for i, out in stab.push(rgb, mattes[t]):
+                    take(i, out)
+            for i, out in stab.flush():
+                take(i, out)
+            row = {"pf": 100 * np.mean(pf_dt), "stage": 100 * np.mean(st_dt)}
+            for f, o in oracles.items():
+                row[f[0]] = (100 * np.mean(o.relaxed), 100 * np.mean(o.greedy))
+            rows[seq] = row
+            print(f"{seq:19s} {row['pf']:6.2f} {row['stage']:6.2f} | "
+                  + " | ".join(f"{row[n][0]:7.2f} - {row[n][1]:7.2f}" for n, _, _ in FAMILIES), flush=True)
+        if not rows:
+            continue
+        base = np.mean([x["pf"] for x in rows.values()])
+        print(f"{'mean':19s} {base:6.2f} {np.mean([x['stage'] for x in rows.values()]):6.2f} | "
+              + " | ".join(f"{np.mean([x[n][0] for x in rows.values()]):7.2f} - "
+                           f"{np.mean([x[n][1] for x in rows.values()]):7.2f}" for n, _, _ in FAMILIES))
+        print(f"{'x per-frame':19s} {1:6.3f} {np.mean([x['stage'] for x in rows.values()]) / base:6.3f} | "
+              + " | ".join(f"{np.mean([x[n][0] for x in rows.values()]) / base:7.3f} - "
+                           f"{np.mean([x[n][1] for x in rows.values()]) / base:7.3f}" for n, _, _ in FAMILIES))
+
+
 def state_bytes(stab: Any) -> int:
     """Bytes of the arrays the stage holds (its window of frames)."""
     return sum(v.nbytes for f in stab._frames for v in vars(f).values() if isinstance(v, np.ndarray))
@@ -485,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--decompose", action="store_true",
                     help="also split dtSSD into the carried error (floor) and the rest, in squares")
+    ap.add_argument("--bound", action="store_true",
+                    help="only the range oracles: the least dtSSD filters of the per-frame mattes could reach")
     ap.add_argument("--matte-key", default=None, metavar="DIGEST",
                     help="read per-frame mattes cached under this matte-code digest (e.g. those an "
                          "earlier run's figures came from) instead of the current code's")
@@ -513,6 +651,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cost:
         cost(params, store)
+        return 0
+    if args.bound:
+        bound(models, seqs, params, store, args.matte_key)
         return 0
     makers = {m: PerFrame(m, store, args.matte_key) for m in models}
     if args.only_cached:

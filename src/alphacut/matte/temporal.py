@@ -259,25 +259,32 @@ class MatteStabilizer:
                 yield j, nb, flow, trust * self._colour_trust(centre, nb, flow)
                 here = nb
 
-    def _stabilise(self, centre: _Frame) -> np.ndarray:
-        """The weighted mean of this frame's matte and its neighbours' carried onto it."""
+    def carried(self, centre: _Frame) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Each trusted neighbour's matte carried onto ``centre`` at full resolution, as
+        ``(j, warped, trust)``: ``j`` its offset in frames, ``trust`` 0..1 per pixel (the flow's
+        checks only; no weight for distance). The stage averages these; bench/flicker.py's
+        ``--bound`` asks what any filter that keeps within their range could reach."""
         h, w = self._size  # type: ignore[misc]
         wh, ww = self._work  # type: ignore[misc]
+        # working-size coordinates -> full-size ones (pixel centres), for resizing a map
+        scale = np.array([w / ww, h / wh], np.float32)
+        offset = (scale - 1.0) / 2.0
+        for j, nb, flow, trust in self._neighbours(centre):
+            m = self._map(flow) * scale + offset
+            if (wh, ww) != (h, w):
+                m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+                trust = cv2.resize(trust, (w, h), interpolation=cv2.INTER_LINEAR)
+            yield j, cv2.remap(nb.matte, m, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), trust
+
+    def _stabilise(self, centre: _Frame) -> np.ndarray:
+        """The weighted mean of this frame's matte and its neighbours' carried onto it."""
         a = centre.matte
         den = (2.0 * a - 1.0) ** 2
         den *= self.confidence_gain
         den += 1.0
         num = den * a
-        # working-size coordinates -> full-size ones (pixel centres), for resizing a map
-        scale = np.array([w / ww, h / wh], np.float32)
-        offset = (scale - 1.0) / 2.0
-        for j, nb, flow, trust in self._neighbours(centre):
+        for j, warped, trust in self.carried(centre):
             trust *= np.float32(np.exp(-0.5 * (j / self.temporal_sigma) ** 2))
-            m = self._map(flow) * scale + offset
-            if (wh, ww) != (h, w):
-                m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
-                trust = cv2.resize(trust, (w, h), interpolation=cv2.INTER_LINEAR)
-            warped = cv2.remap(nb.matte, m, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             cv2.accumulateProduct(warped, trust, num)
             cv2.accumulate(trust, den)
         num /= den
