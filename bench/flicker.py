@@ -8,6 +8,8 @@
                         # other settings of the stage scored in the same run (tables after the main one)
     nice PYTHONPATH=src .venv/bin/python bench/flicker.py --cost                # ms a frame at 480p/1080p/4K
     nice PYTHONPATH=src .venv/bin/python bench/flicker.py --strips /tmp/strips  # before/after strips (PNG)
+    nice PYTHONPATH=src .venv/bin/python bench/flicker.py --bound --models u2netp
+                        # the least dtSSD any filter within the stage's trusted samples could reach
 
 The frame loop's bench (bench/video.py) can call ``score_sequence`` / ``report`` / ``cost`` from
 here, or run this script.

@@ -233,3 +233,55 @@ def test_stream_order_delay_and_refusals(clip, mattes) -> None:
     s.push(frames[0], mattes[0])
     with pytest.raises(ValueError, match="size changed"):
         s.push(frames[0][:-2], mattes[0][:-2])
+
+
+def test_stage_keeps_within_its_carried_samples_and_above_the_range_bound(clip, mattes) -> None:
+    """docs/video-quality.md bounds every filter whose output stays within the range of its
+    trusted carried samples (bench/flicker.py --bound). That holds for the stage only if its
+    output is the weighted mean of exactly what ``carried`` yields: checked pixel by pixel, and
+    the range oracle's relaxed bound (trust > 0: every sample the mean weighs) must then lie
+    at or below the stage's own dtSSD, and the greedy oracle between the two bounds' ends."""
+    import sys
+    from pathlib import Path
+
+    sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))  # last: scripts, not packages
+    from flicker import RangeOracle
+
+    frames, truth = clip
+    records: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    class Recording(MatteStabilizer):
+        def carried(self, centre):
+            own = centre.matte
+            num, den = own.copy(), np.ones_like(own)
+            lo, hi = own.copy(), own.copy()
+            for j, warped, trust in super().carried(centre):
+                w = trust * np.float32(np.exp(-0.5 * (j / self.temporal_sigma) ** 2))
+                num += w * warped
+                den += w
+                ok = w > 0
+                lo = np.where(ok, np.minimum(lo, warped), lo)
+                hi = np.where(ok, np.maximum(hi, warped), hi)
+                yield j, warped, trust
+            records[centre.index] = (num / den, lo, hi)
+
+    stab = Recording(radius=2)
+    out = [m for f, a in zip(frames, mattes) for _, m in stab.push(f, a)] + [m for _, m in stab.flush()]
+    assert len(out) == len(frames) == len(records)
+    oracle = RangeOracle()
+    dt_stage = []
+    for t, a in enumerate(out):
+        mean, lo, hi = records[t]
+        np.testing.assert_allclose(a, np.clip(mean, 0, 1), atol=1e-5)
+        assert (a >= lo - 1e-5).all() and (a <= hi + 1e-5).all()
+        assert (hi - lo).max() > 0.5  # neighbours do disagree somewhere: the range is not trivial
+        g = truth[t].astype(np.float32)
+        dg = g - truth[t - 1].astype(np.float32) if t else None
+        oracle.add(lo, hi, mattes[t], dg)
+        if t:
+            d = (a - out[t - 1]) - dg
+            dt_stage.append(float(np.sqrt(np.mean(d * d))))
+    relaxed, greedy, stage = np.mean(oracle.relaxed), np.mean(oracle.greedy), np.mean(dt_stage)
+    assert relaxed <= greedy + 1e-9
+    assert relaxed <= stage + 1e-9
+    assert greedy < stage  # the oracle knows the truth; on a real clip it does better
