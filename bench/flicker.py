@@ -430,7 +430,8 @@ def bound(models: list[str], seqs: list[str], params: dict[str, Any], store: Any
     class Ranges(MatteStabilizer):
         """The stage, also recording each frame's per-pixel range of trusted samples."""
 
-        def carried(self, centre: Any) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        def carried(self, centre: Any, power: float = 1.0) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+            # the families read the checks' own trust; the stage's mean gets it to its power
             self.rng = {f: [centre.matte.copy(), centre.matte.copy()] for f in FAMILIES if f[1] is not None}
             for j, warped, trust in super().carried(centre):
                 for (name, thr, causal), (lo, hi) in self.rng.items():
@@ -439,7 +440,7 @@ def bound(models: list[str], seqs: list[str], params: dict[str, Any], store: Any
                     ok = trust > thr
                     np.minimum(lo, np.where(ok, warped, np.float32(1)), out=lo)
                     np.maximum(hi, np.where(ok, warped, np.float32(0)), out=hi)
-                yield j, warped, trust
+                yield j, warped, (trust if power == 1.0 else np.power(trust, np.float32(power)))
 
         def _stabilise(self, centre: Any) -> Any:
             return super()._stabilise(centre), self.rng

@@ -251,11 +251,12 @@ def test_stage_keeps_within_its_carried_samples_and_above_the_range_bound(clip, 
     records: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     class Recording(MatteStabilizer):
-        def carried(self, centre):
+        def carried(self, centre, power=1.0):
+            assert power == self.trust_power
             own = centre.matte
             num, den = own.copy(), np.ones_like(own)
             lo, hi = own.copy(), own.copy()
-            for j, warped, trust in super().carried(centre):
+            for j, warped, trust in super().carried(centre, power):
                 w = trust * np.float32(np.exp(-0.5 * (j / self.temporal_sigma) ** 2))
                 num += w * warped
                 den += w
