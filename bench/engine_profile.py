@@ -2,6 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/engine_profile.py            # 8 x the 12 MP dog
     PYTHONPATH=src .venv/bin/python bench/engine_profile.py --n 4 --modes pipelined
+    PYTHONPATH=src .venv/bin/python bench/engine_profile.py --modes loop,timeline   # idle core-time by phase
 
 Runs ``run_batch`` (the CLI's folder path, without the terminal) in this process on N copies of
 one photo, once per worker mode, in fresh processes, and prints for each:
@@ -21,6 +22,12 @@ one photo, once per worker mode, in fresh processes, and prints for each:
 
 The plain loop's per-stage CPU (``Stages.run`` in this process, one image after another) is
 printed beside them for comparison. The machine is shared: read CPU seconds, not wall time.
+
+``timeline`` runs the pipelined batch once more with the worker's CPU sampled every 20 ms and each
+of its threads' steps timed (wall clocks are comparable across processes: ``perf_counter`` is
+the system's monotonic clock), and prints, phase by phase from the command's start to its end
+(the parent's start, the worker's start, the first decode, the first model pass, the steady
+state, the tail), wall seconds, cores busy and idle core-seconds (cores x wall - CPU).
 """
 
 from __future__ import annotations
