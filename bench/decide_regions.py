@@ -12,7 +12,8 @@ agree on what a contested region is?
     PYTHONPATH=src .venv/bin/python bench/decide_regions.py --sets sodx,sod,am,davis
 
 (model outputs come from ``raw_cache``: after ``bench/quality.py --sets ...`` this takes a few
-minutes). Measured (2026-11-30): they do not agree. Contested regions are foreground in 81–83%
+minutes). The "shipped rule" here is the fast tier's (the best tier also clips U²-Netp's "no"
+at ``RELATIVE_NO_CLIP``, ``other_relative``). Measured (2026-11-30): they do not agree. Contested regions are foreground in 81–83%
 of cases on sod-dev (every salient object counts) and 35% on davis2016-video (one annotated
 object); a rule fitted on sod-dev's other photos decides 74% of sod-dev objects' contested area
 right (the shipped rule 55%) but 39% of DAVIS's (shipped 77%). See docs/quality.md.
@@ -71,7 +72,7 @@ def regions_of(a: np.ndarray, b: np.ndarray, seen: np.ndarray, truth: np.ndarray
             "za_yes": float(np.minimum(za[y0:y1, x0:x1][region], D.VOTE_CLIP).mean()),
             "zb_yes": float(np.minimum(zb[y0:y1, x0:x1][region], D.VOTE_CLIP).mean()),
             "attached": (tf - tb) / max(1, tf + tb), "edge": edge, "saw_a": saw_a, "saw_b": saw_b,
-            "truth": float(truth[y0:y1, x0:x1][region].mean()),
+            "truth": float(truth[y0:y1, x0:x1][region].mean()), "label": int(i),
         })
     return out
 

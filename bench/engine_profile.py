@@ -2,6 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/engine_profile.py            # 8 x the 12 MP dog
     PYTHONPATH=src .venv/bin/python bench/engine_profile.py --n 4 --modes pipelined
+    PYTHONPATH=src .venv/bin/python bench/engine_profile.py --modes loop,timeline   # idle core-time by phase
 
 Runs ``run_batch`` (the CLI's folder path, without the terminal) in this process on N copies of
 one photo, once per worker mode, in fresh processes, and prints for each:
@@ -21,6 +22,12 @@ one photo, once per worker mode, in fresh processes, and prints for each:
 
 The plain loop's per-stage CPU (``Stages.run`` in this process, one image after another) is
 printed beside them for comparison. The machine is shared: read CPU seconds, not wall time.
+
+``timeline`` runs the pipelined batch once more with the worker's CPU sampled every 20 ms and each
+of its threads' steps timed (wall clocks are comparable across processes: ``perf_counter`` is
+the system's monotonic clock), and prints, phase by phase from the command's start to its end
+(the parent's start, the worker's start, the first decode, the first model pass, the steady
+state, the tail), wall seconds, cores busy and idle core-seconds (cores x wall - CPU).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -78,11 +86,12 @@ class ProfilingWorker(Worker):
 
     def _step(self, item: Any, step: Any, stage: str) -> Any:
         """One of the three threads' steps, with that thread's CPU time for it."""
-        t = time.thread_time()
+        t, w = time.thread_time(), time.perf_counter()
         try:
             return step(item)
         finally:
             self.step_cpu.setdefault(item.task.id, {})[stage] = time.thread_time() - t
+            self.events.append((stage, item.task.id, w, time.perf_counter(), time.thread_time() - t))
 
     def decode(self, item: Any) -> Any:
         return self._step(item, super().decode, "decoding")
@@ -90,8 +99,35 @@ class ProfilingWorker(Worker):
     def infer(self, item: Any) -> Any:
         return self._step(item, super().infer, "inferring")
 
+    def encode(self, item: Any) -> Any:
+        return self._step(item, super().encode, "finishing")
+
+    def run(self) -> None:
+        """The product's ``run``, with the process's CPU sampled every 20 ms for the timeline."""
+        self.events: list[tuple[str, str, float, float, float]] = []
+        self.samples: list[tuple[float, float]] = [(time.perf_counter(), _proc_cpu())]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                self.samples.append((time.perf_counter(), _proc_cpu()))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            super().run()
+        finally:
+            done.set()
+            sampler.join()
+            self.samples.append((time.perf_counter(), _proc_cpu()))
+            path = os.environ.get("ALPHACUT_PROFILE_TIMELINE")
+            if path:
+                Path(path).write_text(json.dumps({"events": self.events, "samples": self.samples,
+                                                  "ready": getattr(self, "ready_at", None)}))
+
     def send(self, msg: Any) -> None:
         if isinstance(msg, Ready):
+            self.ready_at = time.perf_counter()
             msg = replace(msg, warnings=msg.warnings + (f"cpu-at-ready={_proc_cpu()}",))
         if isinstance(msg, Finished):
             end = (time.process_time(), time.thread_time())
@@ -188,7 +224,7 @@ def import_cost() -> float:
     return float(out.stdout.strip())
 
 
-def child(mode: str, n: int, image: str, model: str) -> None:
+def child(mode: str, n: int, image: str, model: str, launched: float) -> None:
     from alphacut.memory import restart_with_huge_pages
 
     restart_with_huge_pages()  # as the alphacut command does; the workers inherit it
@@ -198,8 +234,67 @@ def child(mode: str, n: int, image: str, model: str) -> None:
         out.mkdir()
         for i in range(n):
             shutil.copyfile(image, src / f"img-{i:03d}.jpg")
-        res = run_loop(src, out, model) if mode == "loop" else run_mode(mode, src, out, model)
+        if mode == "timeline":
+            os.environ["ALPHACUT_PROFILE_TIMELINE"] = str(Path(tmp) / "timeline.json")
+            t0 = time.perf_counter()
+            res = run_mode("pipelined", src, out, model)
+            t1 = time.perf_counter()
+            res.update(json.loads((Path(tmp) / "timeline.json").read_text()))
+            res.update({"mode": "timeline", "launched": launched, "batch_start": t0, "batch_end": t1,
+                        "parent_total_cpu": time.process_time()})
+        else:
+            res = run_loop(src, out, model) if mode == "loop" else run_mode(mode, src, out, model)
     print("RESULT " + json.dumps(res))
+
+
+def timeline_report(r: dict[str, Any], cores: int) -> None:
+    """Where the batch's idle core-time goes: the phases from the command's start to its end.
+
+    Idle core-time of a phase = cores x wall - CPU of the worker (sampled every 20 ms) - the
+    parent's CPU (spread over the batch: it is small)."""
+    samples = r["samples"]
+    ev = r["events"]
+
+    def cpu_at(t: float) -> float:  # the worker's CPU at time t (linear between samples)
+        if t <= samples[0][0]:
+            return samples[0][1] if t >= samples[0][0] - 1e-9 else 0.0
+        for (ta, ca), (tb, cb) in zip(samples, samples[1:]):
+            if ta <= t <= tb:
+                return ca + (cb - ca) * (t - ta) / max(tb - ta, 1e-9)
+        return samples[-1][1]
+
+    infers = sorted((e for e in ev if e[0] == "inferring"), key=lambda e: e[2])
+    fins = sorted((e for e in ev if e[0] == "finishing"), key=lambda e: e[3])
+    decs = sorted((e for e in ev if e[0] == "decoding"), key=lambda e: e[2])
+    worker_start = samples[0][0]
+    marks = [("command start -> worker's first instruction (parent: imports, expand, spawn)", r["launched"], worker_start),
+             ("worker start -> Ready (imports, IS-Net session)", worker_start, r["ready"]),
+             ("Ready -> first model pass starts (first decode)", r["ready"], infers[0][2]),
+             ("first model pass (no overlap: nothing to finish yet)", infers[0][2], infers[0][3]),
+             ("steady state: 2nd model pass start -> last model pass end", infers[1][2] if len(infers) > 1 else infers[0][3], infers[-1][3]),
+             ("last model pass end -> last output written", infers[-1][3], fins[-1][3]),
+             ("last output -> command exit (worker stop, parent's end)", fins[-1][3], r["batch_end"])]
+    parent_rate = r["parent_total_cpu"] / max(r["batch_end"] - r["launched"], 1e-9)
+    print(f"\ntimeline of one pipelined batch ({r['n']} images), {cores} cores; parent CPU "
+          f"{r['parent_total_cpu']:.2f} s in all (spread evenly below)\n")
+    print("| phase | wall s | worker CPU s | cores busy | idle core-s |")
+    print("|---|---|---|---|---|")
+    tot_idle = 0.0
+    for name, a, b in marks:
+        wall = max(b - a, 0.0)
+        wcpu = max(cpu_at(b) - cpu_at(a), 0.0)
+        busy = wcpu + parent_rate * wall
+        idle = cores * wall - busy
+        tot_idle += idle
+        print(f"| {name} | {wall:.2f} | {wcpu:.2f} | {busy / max(wall, 1e-9):.2f} | {idle:.2f} |")
+    total = r["batch_end"] - r["launched"]
+    print(f"| **whole command** | {total:.2f} | {cpu_at(r['batch_end']):.2f} | | **{tot_idle:.2f}** |")
+    n_steady = max(len(infers) - 1, 1)
+    print(f"\nper image: model pass wall {statistics.median(e[3] - e[2] for e in infers):.2f} s "
+          f"(its thread {statistics.median(e[4] for e in infers):.2f} CPU s), finishing wall "
+          f"{statistics.median(e[3] - e[2] for e in fins):.2f} s (its thread {statistics.median(e[4] for e in fins):.2f}), "
+          f"decode {statistics.median(e[3] - e[2] for e in decs):.2f} s; model thread idle between passes "
+          f"{sum(b[2] - a[3] for a, b in zip(infers, infers[1:])):.2f} s over {n_steady} gaps")
 
 
 def med(rows: list[dict[str, float]], key: str) -> float:
@@ -214,21 +309,27 @@ def main() -> None:
     ap.add_argument("--model", default="isnet")
     ap.add_argument("--modes", default="loop,sequential,pipelined")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--launched", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.n, args.image, args.model)
+        child(args.child, args.n, args.image, args.model, args.launched)
         return
     results = {}
     for mode in args.modes.split(","):
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
         proc = subprocess.run([sys.executable, __file__, "--child", mode, "--n", str(args.n), "--image", args.image,
-                               "--model", args.model], env=env, capture_output=True, text=True)
+                               "--model", args.model, "--launched", repr(time.perf_counter())],
+                              env=env, capture_output=True, text=True)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             raise SystemExit(f"{mode} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
         results[mode] = json.loads(line[7:])
         print(f"  {mode}: done ({results[mode]['wall']:.0f} s, load {os.getloadavg()[0]:.1f})", file=sys.stderr)
 
+    for mode in [m for m in results if m == "timeline"]:
+        timeline_report(results.pop(mode), os.cpu_count() or 1)
+    if not results:
+        return
     print(f"\n{args.n} x {Path(args.image).name}, {args.model}; medians per image after the first; "
           f"load average {os.getloadavg()[0]:.1f}\n")
     print("| CPU s per image | " + " | ".join(results) + " |")

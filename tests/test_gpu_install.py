@@ -193,6 +193,10 @@ def test_cpu_build_on_a_gpu_machine():
 def test_two_builds():
     d = diagnose(_gpu_facts(builds={"onnxruntime": "1.32.0", "onnxruntime-gpu": "1.31.1"}))
     assert "several ONNX Runtime builds" in d.why and "scripts/setup.sh --gpu" in d.fix
+    # a session that did run on the GPU: not "unused", but the accident is still said
+    d = diagnose(_gpu_facts(builds={"onnxruntime": "1.30.0", "onnxruntime-gpu": "1.31.1"}, session_provider=CUDA))
+    assert (d.provider, d.device, d.gpu_unused, d.why) == (CUDA, "NVIDIA H200", False, None)
+    assert "several ONNX Runtime builds" in d.notes[0] and "scripts/setup.sh --gpu" in d.notes[0]
 
 
 def test_container_without_gpu_access():

@@ -127,3 +127,21 @@ def test_touching_claims_of_the_two_kinds_are_decided_apart() -> None:
     helper = np.where(sky, np.float32(0.9), np.float32(0.01))
     out = decide_mattes(primary, helper)
     assert out[rock].min() > 0.98 and out[sky].max() < 0.1
+
+
+def test_a_relative_helpers_floor_does_not_outvote_the_primarys_sure_part() -> None:
+    """Far elephants the primary is sure of (0.96), apart from the agreed subject (a tree),
+    where the helper reads its frame's floor (U²-Netp is min-max normalised: 1e-4 there means
+    "least salient here", not "surely background"). Read as a probability, that floor outvotes
+    the primary and the elephants are dropped; read as relative (clipped like the helper's
+    "yes"), they stay. The helper's sure "yes" against the primary's sure "no" is untouched."""
+    tree = _disc(256, (70, 128), 40)
+    herd = _disc(256, (200, 200), 30)
+    primary = np.where(tree | herd, np.float32(0.96), SURE_BG)
+    helper = np.where(tree, SURE_FG, SURE_BG)
+    assert decide_mattes(primary, helper)[herd].max() <= 0.01  # the floor read as a probability
+    out = decide_mattes(primary, helper, other_relative=True)
+    assert out[herd].min() >= 0.95 and out[tree].min() >= 0.95
+    assert out[~(tree | herd)].max() <= 0.01
+    crowd = np.where(tree | herd, SURE_FG, SURE_BG)  # the helper's claim on a crowd the primary rejects
+    assert decide_mattes(np.where(tree, SURE_FG, SURE_BG), crowd, other_relative=True)[herd].max() <= 0.01

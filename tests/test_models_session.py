@@ -56,7 +56,7 @@ def test_chain_orders_fast_providers_first_cpu_last(monkeypatch) -> None:
 
 
 def test_plain_cpu_session(model: Path) -> None:
-    s = ModelSession(model, threads=1)
+    s = ModelSession(model, providers=["CPUExecutionProvider"], threads=1)
     assert s.provider == "CPUExecutionProvider"
     assert s.degraded is False and s.warnings == []
     assert s.input_name == "input" and s.input_shape == [1, 3, "h", "w"]

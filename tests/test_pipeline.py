@@ -11,6 +11,7 @@ from alphacut.api import Remover
 from alphacut.errors import UsageError
 from alphacut.matte.predict import prepare_input, read_output
 from alphacut.models.catalog import get_spec
+from alphacut.models.session import provider_chain
 from alphacut.pipeline import Options, compose
 
 from conftest import encode_image, subject_image
@@ -30,7 +31,8 @@ def test_remove_accepts_path_bytes_pil_and_array(u2netp: Remover, photo_jpeg: Pa
         assert result.matte.shape == photo.shape[:2]
         _disc_matte_ok(result.matte)
         assert result.rgba.shape == photo.shape[:2] + (4,)
-        assert result.provider == "CPUExecutionProvider"
+        # the head of this machine's chain (CUDA where onnxruntime-gpu sees a GPU), never a fallback
+        assert result.provider == provider_chain()[0]
 
 
 def test_matte_is_float_and_soft_not_thresholded(u2netp: Remover, photo: np.ndarray) -> None:

@@ -108,6 +108,10 @@ def infer(
         picture = to_srgb(picture)
 
     second = _second_opinion(spec, helper, warnings) if options.second_opinion else None
+    # the best tier reads a min-max normalised helper's "no" as relative (matte/decide.py,
+    # RELATIVE_NO_CLIP): more of the salient objects, at a cost on one-object video masks, so
+    # the fast tier keeps the helper's "no" whole (docs/quality.md)
+    relative = second is not None and second[1].output == "minmax" and options.quality == "best"
 
     def run_models(rgb: np.ndarray) -> np.ndarray:
         small = plan_inference_image(rgb)
@@ -119,7 +123,8 @@ def infer(
             area = seen.shape[0] < small.shape[0] or seen.shape[1] < small.shape[1]
             same = seen.shape[:2] == coarse.shape and small.dtype == np.uint8 and (area or seen is small)
             edges = seen if same else small
-            coarse = decide_mattes(coarse, predict_matte(second[0], small, second[1]), edges)
+            coarse = decide_mattes(coarse, predict_matte(second[0], small, second[1]), edges,
+                                   other_relative=relative)
         return coarse
 
     on_stage("inferring", 0.0)

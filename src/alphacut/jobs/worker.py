@@ -57,9 +57,14 @@ class Worker:
         self.lock = threading.Lock()
         self.artifacts = Path(cfg.artifacts_dir) if cfg.artifacts_dir else None
         self.finish_threads: Any = None
+        #: jobs this worker holds (received, not yet finished or failed): when the one being
+        #: finished is the only one, no model pass runs beside it and it may use every core
+        self.held = 0
 
     def send(self, msg: FromWorker) -> None:
         with self.lock:
+            if isinstance(msg, (Finished, Failed)):
+                self.held -= 1
             self.conn.send(msg)
 
     def reporter(self, job_id: str) -> Any:
@@ -106,6 +111,7 @@ class Worker:
         on_stage = self.reporter(task.id)
         inferred, item.inferred = item.inferred, None
         t = time.perf_counter()
+        alone = self._widen()
         # the decoded photo is this worker's own: unless the background is a blur of it or the
         # job's artifacts keep it, a large one is decontaminated in place (one copy fewer)
         keep_original = self.artifacts is not None or task.options.compose.blur is not None
@@ -121,7 +127,7 @@ class Worker:
         del cutout
         data = self.stages.encode_verified(pixels, settings, name=task.name, timings=timings, on_stage=on_stage)
         del pixels
-        self._balance(item.infer_s, time.perf_counter() - t)
+        self._balance(item.infer_s, time.perf_counter() - t, alone)
         kept: str | None = None
         with timed(timings, "write"):
             out = Path(task.output)
@@ -138,12 +144,24 @@ class Worker:
             timings=dict(timings), provider=provider, warnings=warnings, artifacts=kept,
         ))
 
-    def _balance(self, infer_s: float, finish_s: float) -> None:
-        """A pipelined worker: the finishing side's threads for the next image (``layout``)."""
+    def _widen(self) -> bool:
+        """A pipelined worker finishing its only job (a batch's last image, a lone upload): no
+        model pass runs beside it, so its tiles and PNG strips get every core (measured: the
+        batch's tail, docs/speed.md "Batches"). True when it did."""
+        if self.finish_threads is None or self.held > 1:
+            return False
+        from ..parallel import use_threads
+
+        use_threads(self.finish_threads.cores)
+        return True
+
+    def _balance(self, infer_s: float, finish_s: float, alone: bool = False) -> None:
+        """A pipelined worker: the finishing side's threads for the next image (``layout``);
+        an image finished alone on every core says nothing about the shared case."""
         if self.finish_threads is not None:
             from ..parallel import use_threads
 
-            use_threads(self.finish_threads.observe(infer_s, finish_s))
+            use_threads(self.finish_threads.threads if alone else self.finish_threads.observe(infer_s, finish_s))
 
     # --- threads --------------------------------------------------------------------------
 
@@ -177,6 +195,7 @@ class Worker:
         cfg = self.cfg
         try:
             self.spec = get_spec(cfg.model)
+            self._preload_helper(cfg.model)
             self.session = ModelSession(cfg.model_path, cpu_path=cfg.cpu_model_path,
                                         providers=cfg.providers, threads=cfg.threads)
             #: the one stage sequence, run here in halves on the threads below
@@ -211,16 +230,39 @@ class Worker:
                     for th in threads:
                         th.join()
                     return
+                with self.lock:
+                    self.held += 1
                 q_dec.put(InFlight(msg))
         else:
             while True:
                 msg = self._recv()
                 if not isinstance(msg, Task):
                     return
+                with self.lock:
+                    self.held += 1
                 item = self._guard(InFlight(msg), self.decode)
                 item = item and self._guard(item, self.infer)
                 if item:
                     self._guard(item, self.encode)
+
+    @staticmethod
+    def _preload_helper(model: str) -> None:
+        """Open the second opinion's session (if the model has one) on a thread of its own
+        while this one builds the model's: the two loads overlap instead of the helper's
+        holding up the first image's model pass. The first image asks the same shared
+        loader (``second_opinion``), which reports a missing or damaged helper then."""
+        from ..second_opinion import HELPERS, helper_loader
+
+        if model not in HELPERS:
+            return
+
+        def load() -> None:
+            try:
+                helper_loader()(model)
+            except Exception:  # noqa: BLE001 - the first image's own call reports it
+                pass
+
+        threading.Thread(target=load, name="alphacut-helper-load", daemon=True).start()
 
     def _recv(self) -> ToWorker | None:
         try:

@@ -16,6 +16,8 @@ So the decision is made per *region*:
    decided as a whole, from the evidence at hand:
    - the models' own confidence: the mean over the region of each one's log-odds, the "yes"
      clipped to ``VOTE_CLIP`` (a ghost at 0.05 is a weak "no", a background at 1e-4 a sure one);
+     in the best tier a min-max normalised helper's "no" is clipped too (``other_relative``:
+     its floor is the frame's least salient pixel, not a sure background);
    - what kind of mistake is likelier: models miss parts of subjects far more often than they
      invent them (alphamatting-dev and sod-dev: IS-Net loses 22% and 27% of the subject and
      keeps 4% and 2% extra; U²-Netp 12% and 25% against 5% and 5%), so the model that says
@@ -61,6 +63,14 @@ VOTE_CLIP = 4.0
 #: alike, U²-Netp's sure claims on a crowd behind a dancer or a railing beside a runner were
 #: kept (davis2016-video, fast: IoU 0.813 -> 0.826 unclipped; sod-dev objects 0.745 -> 0.737)
 NO_WEIGHT = 0.5
+#: with ``other_relative``, the other model's "no" is clipped at this (alpha 0.018), like its
+#: "yes": a min-max normalised output's zero is the frame's least salient pixel, not a
+#: probability, so its "sure" no is no surer than its yes. A part IS-Net is sure of and U²-Netp
+#: reads as its floor (a drum before two musicians, far elephants, a tree beside a rock) was
+#: dropped. Measured in the best tier (sod-dev objects: IoU 0.745 -> 0.752, gross 42 -> 39;
+#: alphamatting-dev and the dog unchanged) at a cost on davis2016-video (0.814 -> 0.807: a
+#: railing and a jump fence IS-Net claims), which is why the fast tier does not ask for it
+RELATIVE_NO_CLIP = 4.0
 #: added to every region's score: a tie is decided for the subject
 TIE_BREAK = 1.0
 #: weight of the edge vote (log-ratio of gradients along the region's two borders, ±2)
@@ -76,10 +86,12 @@ EDGE_REACH = 2
 ADJACENCY_WEIGHT = 1.0
 
 
-def decide_mattes(primary: np.ndarray, other: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
+def decide_mattes(primary: np.ndarray, other: np.ndarray, image: np.ndarray | None = None, *,
+                  other_relative: bool = False) -> np.ndarray:
     """The fused matte at ``primary``'s shape (float32 (h, w), 0..1); ``other`` frames the same
     picture at any resolution and is resized bilinearly; ``image`` (RGB, any size, the same
-    framing) adds the photo's edges to the evidence."""
+    framing) adds the photo's edges to the evidence. ``other_relative``: ``other`` is min-max
+    normalised (U²-Netp), so its "no" is clipped at ``RELATIVE_NO_CLIP``."""
     primary = np.asarray(primary, dtype=np.float32)
     h, w = primary.shape
     if other.shape != (h, w):
@@ -101,9 +113,12 @@ def decide_mattes(primary: np.ndarray, other: np.ndarray, image: np.ndarray | No
     flat = labels.ravel()
     area = np.bincount(flat, minlength=n).astype(np.float64)
     # in a disagreement region one model says yes and the other no: the "yes" is clipped at
-    # VOTE_CLIP, the "no" counts NO_WEIGHT of its full log-odds
+    # VOTE_CLIP, the "no" counts NO_WEIGHT of its full log-odds (a relative model's clipped
+    # at RELATIVE_NO_CLIP first)
     yes_no = np.minimum(za, np.float32(VOTE_CLIP)), np.minimum(zb, np.float32(VOTE_CLIP))
     yes_no[0][~fa] *= np.float32(_no_weight(fa))
+    if other_relative:
+        np.maximum(yes_no[1], np.float32(-RELATIVE_NO_CLIP), out=yes_no[1])
     yes_no[1][~fb] *= np.float32(_no_weight(fb))
     votes = yes_no[0] + yes_no[1]
     model_vote = np.bincount(flat, votes.ravel(), minlength=n) / np.maximum(area, 1.0)

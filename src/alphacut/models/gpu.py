@@ -251,11 +251,17 @@ def diagnose(facts: GpuFacts) -> Diagnosis:
                          "no ONNX Runtime is installed", SETUP_GPU if facts.gpus else "scripts/setup.sh")
     if len(builds) > 1:
         listed = ", ".join(f"{k} {v}" for k, v in sorted(builds.items()))
-        return Diagnosis(
-            facts.session_provider or CPU, "unknown", bool(facts.gpus),
-            f"several ONNX Runtime builds are installed ({listed}); they install the same `onnxruntime` package "
-            "and overwrite each other's files, so which one runs is an accident",
-            (SETUP_GPU if facts.gpus else "scripts/setup.sh --cpu") + f" (or: {PIP_GPU if facts.gpus else 'pip uninstall -y ' + ' '.join(sorted(builds)) + ' && pip install alphacut[cpu]'})")
+        why = (f"several ONNX Runtime builds are installed ({listed}); they install the same `onnxruntime` "
+               "package and overwrite each other's files, so which one runs is an accident")
+        fix = (SETUP_GPU if facts.gpus else "scripts/setup.sh --cpu") + f" (or: {PIP_GPU if facts.gpus else 'pip uninstall -y ' + ' '.join(sorted(builds)) + ' && pip install alphacut[cpu]'})"
+        if facts.gpus and facts.session_provider in (CUDA, TENSORRT):
+            # the accident went the right way this time (seen on an H200 with onnxruntime-gpu
+            # ahead of the CPU build on the path): the GPU runs, so it is not "unused" — but the
+            # next install may flip it, which the note says
+            d = Diagnosis(facts.session_provider, _gpu_names(facts))
+            d.notes.append(f"{why}: the GPU runs now, but the next install can change that. To fix: {fix}")
+            return d
+        return Diagnosis(facts.session_provider or CPU, "unknown", bool(facts.gpus), why, fix)
 
     gpu_chain = [p for p in facts.available if p not in (CPU, "AzureExecutionProvider")]
     blocker = _cuda_blocker(facts) if facts.gpus and CUDA in gpu_chain else None

@@ -31,6 +31,14 @@ PREFERENCE = (
     "MIGraphXExecutionProvider",
 )
 CPU = "CPUExecutionProvider"
+#: CUDA without TF32, for float32 models: cuDNN's TF32 convolutions keep 10 mantissa bits, and
+#: U²-Netp's matte then differs from the CPU's by up to 0.077 (3.8% of a 12 MP photo's pixels
+#: more than 2 levels apart; with TF32 off, 0.0004 and none: bench/gpu_check.py on an H200, the
+#: model pass 32 ms either way). A float16 model (IS-Net) runs in half precision on the GPU
+#: whatever this says (its matte is the same with TF32 on or off, 2.3e-5 from the CPU's on
+#: average), and with the option cuDNN logs a failed plan search for every half-precision
+#: convolution: it is not given there.
+FLOAT32_PROVIDER_OPTIONS: dict[str, dict[str, str]] = {"CUDAExecutionProvider": {"use_tf32": "0"}}
 SKIP = frozenset({"AzureExecutionProvider"})  # a remote-call provider, not a compute device
 
 #: ``hook(entry, options)``: adjust the SessionOptions used to build on ``entry``
@@ -187,8 +195,11 @@ class ModelSession:
             names = list(dict.fromkeys(provider_name(e) for e in self._chain))
             path = self.cpu_path if (self.cpu_path is not None and names[0] == CPU) else self.path
             try:
+                # a CPU copy exists only for a float16 model (models.variants): ``path`` is it
+                extra = {} if self.cpu_path is not None else FLOAT32_PROVIDER_OPTIONS
                 self._session = ort.InferenceSession(
-                    str(path), sess_options=self._options(entry), providers=names
+                    str(path), sess_options=self._options(entry),
+                    providers=[(n, extra[n]) if n in extra else n for n in names],
                 )
                 self._entry = entry
                 self.loaded_path = path
