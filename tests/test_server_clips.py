@@ -9,12 +9,14 @@ Clips are short and small (5–8 frames, ≤ 160×120) so the tests stay quick o
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import threading
 import time
 import zipfile
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -232,22 +234,31 @@ def test_cancelling_a_running_clip_leaves_no_temporary_file(live_server, tmp_pat
     assert not any(folder.iterdir())  # no master either
 
 
-def test_engine_cancel_removes_a_copied_clip_source(tmp_path):
-    """A clip submitted as bytes is copied beside its output for FFmpeg; a cancel mid-clip (the
-    worker is killed) leaves neither that copy nor the half-written output."""
+@contextlib.contextmanager
+def clip_in_progress(tmp_path: Path, frames: int) -> Iterator[tuple[Any, Any, Path]]:
+    """A real engine (one worker, U²-Netp) writing a clip submitted as bytes, once its first
+    frame is done: ``(engine, job, output)``. The worker has copied the source beside the output
+    (for FFmpeg) and is writing the ``.part``."""
     from alphacut.jobs.engine import JobEngine
     from alphacut.models.store import ModelStore
     from support.server import SHARED_HOME
 
     store = ModelStore(SHARED_HOME)
-    data = write_video(tmp_path / "long.mp4", frames=60, audio=None).read_bytes()
+    data = write_video(tmp_path / "long.mp4", frames=frames, audio=None).read_bytes()
     out = tmp_path / "out" / "long.cutout.webm"
     with JobEngine("u2netp", workers=1, model_path=store.path("u2netp"), cpu_model_path=store.cpu_file("u2netp")) as eng:
-        frames = threading.Event()
-        eng.subscribe(lambda ev: frames.set() if eng.get(ev.job_id).frames_done >= 1 else None)
+        done_one = threading.Event()
+        eng.subscribe(lambda ev: done_one.set() if eng.get(ev.job_id).frames_done >= 1 else None)
         job = eng.submit(data, name="long.mp4", output=out, clip=True)
-        assert frames.wait(240), eng.get(job.id)
+        assert done_one.wait(240), eng.get(job.id)
         assert len(list(out.parent.iterdir())) == 2  # the copied source and the .part being written
+        yield eng, job, out
+
+
+def test_engine_cancel_removes_a_copied_clip_source(tmp_path):
+    """A clip submitted as bytes is copied beside its output for FFmpeg; a cancel mid-clip (the
+    worker is killed) leaves neither that copy nor the half-written output."""
+    with clip_in_progress(tmp_path, frames=60) as (eng, job, out):
         eng.cancel(job.id)
         end = time.monotonic() + 30
         while time.monotonic() < end and any(out.parent.iterdir()):
@@ -263,20 +274,9 @@ def test_a_worker_killed_mid_clip_leaves_no_temporary_file(tmp_path):
     import os
     import signal
 
-    from alphacut.jobs.engine import JobEngine
-    from alphacut.models.store import ModelStore
-    from support.server import SHARED_HOME
-
-    store = ModelStore(SHARED_HOME)
-    data = write_video(tmp_path / "long.mp4", frames=40, audio=None).read_bytes()
-    out = tmp_path / "out" / "long.cutout.webm"
-    with JobEngine("u2netp", workers=1, model_path=store.path("u2netp"), cpu_model_path=store.cpu_file("u2netp")) as eng:
-        frames = threading.Event()
-        eng.subscribe(lambda ev: frames.set() if eng.get(ev.job_id).frames_done >= 1 else None)
-        job = eng.submit(data, name="long.mp4", output=out, clip=True)
-        assert frames.wait(240), eng.get(job.id)
+    with clip_in_progress(tmp_path, frames=40) as (eng, job, out):
         victim = eng.get(job.id).worker_pid
-        assert victim and len(list(out.parent.iterdir())) == 2  # the copied source and the .part
+        assert victim
         os.kill(victim, signal.SIGKILL)
         end = time.monotonic() + 300
         while time.monotonic() < end and not eng.get(job.id).final:
