@@ -301,6 +301,7 @@ def _bouncing_clip(path: Path, frames: int, w: int, h: int, fps: int = 25) -> Pa
     from fractions import Fraction
 
     import numpy as np
+    from support.clips import mux_tone
 
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     bg = np.clip(np.stack([40 + 60 * x / w, 120 + 40 * y / h, 190 + 0 * x], axis=-1), 0, 255)
@@ -329,18 +330,7 @@ def _bouncing_clip(path: Path, frames: int, w: int, h: int, fps: int = 25) -> Pa
                 out.mux(p)
         for p in v.encode(None):
             out.mux(p)
-        n = int(48000 * (frames / fps + 0.1))
-        pts = 0
-        for start in range(0, n, 1024):
-            t = np.arange(start, min(n, start + 1024)) / 48000
-            af = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None],
-                                            format="fltp", layout="mono")
-            af.sample_rate, af.pts, af.time_base = 48000, pts, Fraction(1, 48000)
-            pts += t.size
-            for p in a.encode(af):
-                out.mux(p)
-        for p in a.encode(None):
-            out.mux(p)
+        mux_tone(out, a, frames / fps + 0.1)
     return path
 
 

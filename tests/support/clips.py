@@ -50,24 +50,29 @@ def write_video(path: Path, frames: int = 8, *, codec: str = "libx264", fps: int
         for p in v.encode(None):
             out.mux(p)
         if a is not None:
-            duration = (times[-1] if times else frames / fps) + 0.1
-            n = int(48000 * duration)
-            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)).astype(np.float32)
-            fmt_a = "fltp" if audio == "aac" else "s16"
-            pts = 0
-            for start in range(0, n, 1024):
-                chunk = tone[start:start + 1024]
-                data = chunk[None] if fmt_a == "fltp" else (chunk * 32767).astype(np.int16)[None]
-                af = av.AudioFrame.from_ndarray(data, format=fmt_a, layout="mono")
-                af.sample_rate = 48000
-                af.pts = pts
-                af.time_base = Fraction(1, 48000)
-                pts += chunk.size
-                for p in a.encode(af):
-                    out.mux(p)
-            for p in a.encode(None):
-                out.mux(p)
+            mux_tone(out, a, (times[-1] if times else frames / fps) + 0.1, "fltp" if audio == "aac" else "s16")
     return path
+
+
+def mux_tone(out: "av.container.OutputContainer", stream: "av.audio.stream.AudioStream", seconds: float,
+             sample_format: str = "fltp") -> None:
+    """A 440 Hz sine tone of ``seconds`` at 48 kHz mono into ``stream`` (float planar, or 16-bit
+    for encoders that take only that), flushed: the clips' audio track."""
+    import av
+
+    n = int(48000 * seconds)
+    tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)).astype(np.float32)
+    pts = 0
+    for start in range(0, n, 1024):
+        chunk = tone[start:start + 1024]
+        data = chunk[None] if sample_format == "fltp" else (chunk * 32767).astype(np.int16)[None]
+        af = av.AudioFrame.from_ndarray(data, format=sample_format, layout="mono")
+        af.sample_rate, af.pts, af.time_base = 48000, pts, Fraction(1, 48000)
+        pts += chunk.size
+        for p in stream.encode(af):
+            out.mux(p)
+    for p in stream.encode(None):
+        out.mux(p)
 
 
 def write_animation(path: Path, frames: int = 6, *, width: int = 96, height: int = 72,

@@ -27,7 +27,6 @@ Why it does not make moving edges lag:
   scored better still (x0.35, x0.85, +0.021; IS-Net x0.54) but made 50% more soft pixels than
   the per-frame mattes on tests/test_temporal.py's clip, the edge of the smear guard there;
 - the neighbours' weights fall off with their distance in frames (Gaussian, ``temporal_sigma``).
-- the neighbours' weights fall off with their distance in frames (Gaussian, ``temporal_sigma``).
   ``confidence_gain`` can make this frame's own matte weigh more where the model is sure of
   it; it is off by default because on davis2016-video every gain tried lowered IoU and raised
   the warping error (models are confidently wrong in exactly the frames that flicker: a
