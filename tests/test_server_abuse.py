@@ -275,12 +275,52 @@ def test_oversized_bodies_declared_and_streamed(server):
 
     r = httpx.post(live.base + "/api/jobs", headers=_auth(live) | {"content-type": MP}, content=chunks(), timeout=30)
     assert r.status_code == 413 and r.json()["code"] == "too-large"
-    assert sent < 8 * 2**20  # the server stopped reading long before the end
     # a body just over the upload limit inside a well-formed multipart: 413 from the route
     big = b"\x89PNG\r\n\x1a\n" + b"\0" * 400_000
     r = httpx.post(live.base + "/api/jobs", headers=_auth(live), files={"file": ("big.png", big, "image/png")}, timeout=30)
     assert r.status_code == 413 and r.json()["code"] == "too-large"
     assert _uploads(live) == before
+
+
+def _declared_over_limit(live, length: int) -> bytes:
+    return (f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:{live.port}\r\nAuthorization: Bearer {live.token}\r\n"
+            f"Content-Type: {MP}\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+def test_a_client_that_sends_its_whole_refused_body_still_reads_the_413(server):
+    """The server answers a too-large upload at once but lingers: it reads and drops the rest, so
+    the client's kernel never gets a reset that would throw our answer away (a browser would show
+    a network error instead of the limit)."""
+    live = server
+    body = b"\0" * (20 * 2**20)
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", live.port))
+        try:
+            s.sendall(_declared_over_limit(live, len(body)) + body)  # a reset would raise here
+            closed, got = _closed_within(s, 10)
+        finally:
+            s.close()
+        assert closed and got.startswith(b"HTTP/1.1 413"), got[:200]
+        assert json.loads(got.split(b"\r\n\r\n", 1)[1])["code"] == "too-large"
+
+
+def test_lingering_after_a_refusal_is_bounded(server):
+    """A client that never stops sending is cut off LINGER_S after the answer."""
+    from alphacut.server.run import LINGER_S
+
+    live = server
+    s = socket.create_connection(("127.0.0.1", live.port))
+    s.settimeout(10)
+    t0 = time.monotonic()
+    try:
+        s.sendall(_declared_over_limit(live, 50 * 2**30))
+        with pytest.raises(OSError):  # reset once the server gives up on the drain
+            while time.monotonic() - t0 < LINGER_S + 10:
+                s.sendall(b"\0" * 65536)
+        held = time.monotonic() - t0
+    finally:
+        s.close()
+    assert LINGER_S - 1 < held < LINGER_S + 5, held
 
 
 # --- file names ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AlphacutError
+from ..imageio import pdf
 from ..imageio.formats import DocumentOptions, Format, sniff
 from .errors import ApiError
 from .state import ServerState
@@ -59,6 +60,7 @@ def queue_document(state: ServerState, path: Path, name: str, fmt: Format, *, mo
             except ApiError as err:
                 failed.append({"name": part_name, "code": err.code, "reason": err.reason})
     finally:
+        pdf.forget(path)
         path.unlink(missing_ok=True)
     return {"document": name, "jobs": jobs, "failed": failed, "notes": exploded.notes}
 

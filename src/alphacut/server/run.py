@@ -31,32 +31,61 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def guarded_h11(header_timeout_s: float) -> type:
-    """uvicorn's h11 protocol with a deadline on every request head.
+    """uvicorn's h11 protocol with a deadline on every request head, and a lingering close.
 
     uvicorn arms no timer before a connection's first request, nor while its headers trickle in,
     so a client that connects and never finishes a request head (slowloris) would hold its
     connection, and a file descriptor, for ever. Here each connection must complete a request
     head within ``header_timeout_s`` of connecting or of its previous response, or it is closed.
     (Bodies have their own pace limits in ``security.SecurityMiddleware``.)
+
+    A body refused part-way (413 over the limit, 408 too slow) is answered and the connection
+    closed while the client is still sending. Closing a socket with unread bytes in it makes the
+    kernel send a reset, and a reset makes the client's kernel drop what it had received but not
+    yet handed over: the client then sees "connection reset" instead of our clear 413 (a browser
+    shows a network error). So such a close lingers, as nginx's and Apache's do: the answer goes
+    out, the sending side is shut (the client reads the answer, then end of stream), and whatever
+    the client still sends is read and dropped until it stops, or for ``LINGER_S`` at most.
     """
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11Protocol(H11Protocol):
         _head_timer: asyncio.TimerHandle | None = None
+        _linger_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            # every close uvicorn makes (its request cycles hold this same object) goes through here
+            self.transport = _LingeringTransport(transport, self)
             self._arm_head_timer()
+
+        def client_still_sending(self) -> bool:
+            return self.conn.their_state is h11.SEND_BODY
+
+        def start_lingering(self, transport: Any) -> None:
+            self._linger_timer = self.loop.call_later(LINGER_S, transport.close)
+            self.flow.resume_reading()
+
+        def data_received(self, data: bytes) -> None:
+            if self._linger_timer is None:
+                super().data_received(data)
+            # lingering: the rest of a refused body is read and dropped
+
+        def eof_received(self) -> bool | None:
+            if self._linger_timer is not None:
+                return False  # the client has stopped sending: asyncio closes the transport now
+            return super().eof_received()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
             self._arm_head_timer()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
+            for timer in (self._head_timer, self._linger_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._head_timer = self._linger_timer = None
             super().connection_lost(exc)
 
         def _arm_head_timer(self) -> None:
@@ -74,6 +103,40 @@ def guarded_h11(header_timeout_s: float) -> type:
                     self.transport.close()
 
     return GuardedH11Protocol
+
+
+#: the longest a refused upload is read and dropped after the answer, before the socket is closed
+LINGER_S = 5.0
+
+
+class _LingeringTransport:
+    """The connection's transport, whose ``close`` lingers while the client is mid-body.
+
+    A thin wrapper rather than a patched uvicorn: uvicorn closes the transport from several
+    places (its request cycle, its timers), and all of them hold this object.
+    """
+
+    def __init__(self, transport: Any, protocol: Any) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._lingering = False
+
+    def close(self) -> None:
+        real = self._transport
+        if self._lingering or real.is_closing():
+            return
+        if self._protocol.client_still_sending() and real.can_write_eof():
+            self._lingering = True
+            real.write_eof()  # the answer already written goes first, then end of stream
+            self._protocol.start_lingering(real)
+        else:
+            real.close()
+
+    def is_closing(self) -> bool:
+        return self._lingering or self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def make_config(app: Any, settings: ServerSettings, **kw: Any) -> Any:
