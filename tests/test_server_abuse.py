@@ -323,6 +323,23 @@ def test_lingering_after_a_refusal_is_bounded(server):
     assert LINGER_S - 1 < held < LINGER_S + 5, held
 
 
+def test_stopping_the_server_ends_a_lingering_drain(tmp_path):
+    """A connection still draining a refused upload does not hold the server's shutdown."""
+    live, stop = start_server(tmp_path, max_upload_bytes=300_000)
+    s = socket.create_connection(("127.0.0.1", live.port))
+    try:
+        s.sendall(_declared_over_limit(live, 50 * 2**30))
+        closed, got = _closed_within(s, 5)  # the answer, then end of stream: the drain is on
+        assert closed and got.startswith(b"HTTP/1.1 413"), got[:200]
+        stop()
+        s.settimeout(5)
+        with pytest.raises(ConnectionError):  # reset: the server closed it (not a timeout)
+            for _ in range(10_000):
+                s.sendall(b"\0" * 65536)
+    finally:
+        s.close()
+
+
 # --- file names ------------------------------------------------------------------------------
 
 HOSTILE_NAMES = [

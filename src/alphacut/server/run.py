@@ -77,6 +77,12 @@ def guarded_h11(header_timeout_s: float) -> type:
                 return False  # the client has stopped sending: asyncio closes the transport now
             return super().eof_received()
 
+        def shutdown(self) -> None:
+            if self._linger_timer is not None:  # the server is stopping: no more waiting on a drain
+                self.transport.close_now()
+                return
+            super().shutdown()
+
         def on_response_complete(self) -> None:
             super().on_response_complete()
             self._arm_head_timer()
@@ -131,6 +137,9 @@ class _LingeringTransport:
             self._protocol.start_lingering(real)
         else:
             real.close()
+
+    def close_now(self) -> None:
+        self._transport.close()
 
     def is_closing(self) -> bool:
         return self._lingering or self._transport.is_closing()
