@@ -42,8 +42,9 @@ def guarded_h11(header_timeout_s: float) -> type:
     A body refused part-way (413 over the limit, 408 too slow) is answered and the connection
     closed while the client is still sending. Closing a socket with unread bytes in it makes the
     kernel send a reset, and a reset makes the client's kernel drop what it had received but not
-    yet handed over: the client then sees "connection reset" instead of our clear 413 (a browser
-    shows a network error). So such a close lingers, as nginx's and Apache's do: the answer goes
+    yet handed over: a client that reads the answer only once it has sent its body (httpx,
+    requests, curl: the rembg API's users) then sees "connection reset" instead of our clear 413.
+    (Chromium reads while it uploads, so the web app got the 413 either way.) So such a close lingers, as nginx's and Apache's do: the answer goes
     out, the sending side is shut (the client reads the answer, then end of stream), and whatever
     the client still sends is read and dropped until it stops, or for ``LINGER_S`` at most.
     """
