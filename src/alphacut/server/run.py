@@ -44,9 +44,10 @@ def guarded_h11(header_timeout_s: float) -> type:
     kernel send a reset, and a reset makes the client's kernel drop what it had received but not
     yet handed over: a client that reads the answer only once it has sent its body (httpx,
     requests, curl: the rembg API's users) then sees "connection reset" instead of our clear 413.
-    (Chromium reads while it uploads, so the web app got the 413 either way.) So such a close lingers, as nginx's and Apache's do: the answer goes
-    out, the sending side is shut (the client reads the answer, then end of stream), and whatever
-    the client still sends is read and dropped until it stops, or for ``LINGER_S`` at most.
+    (Chromium reads while it uploads, so the web app got the 413 either way.) So such a close
+    lingers, as nginx's and Apache's do: the answer goes out, the sending side is shut (the
+    client reads the answer, then end of stream), and whatever the client still sends is read
+    and dropped until it stops, or for ``LINGER_S`` at most.
     """
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
