@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -247,6 +248,20 @@ def test_upload_a_pdf_to_the_web_app(web, cat, tmp_path):
         assert r.status_code == 422 and r.json()["code"] == "encrypted" and "locked.pdf" in r.json()["reason"]
     leftovers = [p.name for p in web.state.uploads_dir.iterdir() if p.stat().st_size == len(cat.read_bytes())]
     assert leftovers == []  # the PDF itself is gone once its photos are queued
+    assert _held_open(web.state.uploads_dir) == []  # and no open document keeps its disk space
+
+
+def _held_open(folder: Path) -> list[str]:
+    """Files under ``folder`` that this process (the in-process test server) holds open."""
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith(str(folder)):
+            held.append(target)
+    return held
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import atexit
 import io
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -88,9 +87,9 @@ def _open(path: Path, name: str) -> Any:
 class _Cache:
     """The last few opened documents, so reading part after part does not parse the file again.
 
-    An open document holds its file open: one whose file is gone or changed (the web app removes
-    an uploaded PDF once its photos are out) is closed at the next look, and all are closed at
-    exit (before PDFium's own exit hook, which would warn about each one still open).
+    An open document holds its file open: whoever removes a PDF closes it first (``forget``:
+    the web app, once an upload's photos are out), and all are closed at exit (before PDFium's
+    own exit hook, which would warn about each one still open).
     """
 
     def __init__(self, size: int = 4) -> None:
@@ -99,7 +98,6 @@ class _Cache:
         self._closes_at_exit = False
 
     def get(self, path: Path, name: str) -> Any:
-        self.prune()
         st = path.stat()
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
         doc = self.docs.get(key)
@@ -115,17 +113,6 @@ class _Cache:
             self.docs.move_to_end(key)
         return doc
 
-    def prune(self) -> None:
-        for key in list(self.docs):
-            file, size, mtime = key
-            try:
-                st = os.stat(file)
-                current = (st.st_size, st.st_mtime_ns) == (size, mtime)
-            except OSError:
-                current = False
-            if not current:
-                self.docs.pop(key).close()
-
     def close_all(self) -> None:
         with _LOCK:
             while self.docs:
@@ -138,8 +125,9 @@ _CACHE = _Cache()
 def forget(path: Path) -> None:
     """Close the PDF at ``path`` if it is open (call before removing the file, so no open handle
     keeps its disk space)."""
+    file = str(path.resolve())
     with _LOCK:
-        for key in [k for k in _CACHE.docs if k[0] == str(path.resolve())]:
+        for key in [k for k in _CACHE.docs if k[0] == file]:
             _CACHE.docs.pop(key).close()
 
 

@@ -190,16 +190,18 @@ class Worker:
     def run(self) -> None:
         from ..models.catalog import get_spec
         from ..models.session import ModelSession
+        from ..second_opinion import helper_loader
         from ..steps import Stages
 
         cfg = self.cfg
         try:
             self.spec = get_spec(cfg.model)
-            self._preload_helper(cfg.model)
+            helper = helper_loader()
+            self._preload_helper(helper, cfg.model)
             self.session = ModelSession(cfg.model_path, cpu_path=cfg.cpu_model_path,
                                         providers=cfg.providers, threads=cfg.threads)
             #: the one stage sequence, run here in halves on the threads below
-            self.stages = Stages(self.session, self.spec)
+            self.stages = Stages(self.session, self.spec, helper=helper)
         except BaseException as exc:  # noqa: BLE001
             code, reason = plain_reason(exc)
             self.send(Fatal(code, reason))
@@ -246,19 +248,20 @@ class Worker:
                     self._guard(item, self.encode)
 
     @staticmethod
-    def _preload_helper(model: str) -> None:
+    def _preload_helper(helper: Any, model: str) -> None:
         """Open the second opinion's session (if the model has one) on a thread of its own
         while this one builds the model's: the two loads overlap instead of the helper's
-        holding up the first image's model pass. The first image asks the same shared
-        loader (``second_opinion``), which reports a missing or damaged helper then."""
-        from ..second_opinion import HELPERS, helper_loader
+        holding up the first image's model pass. The first image asks the same ``helper``
+        loader (its sessions are shared, ``second_opinion``), which reports a missing or
+        damaged helper then."""
+        from ..second_opinion import HELPERS
 
         if model not in HELPERS:
             return
 
         def load() -> None:
             try:
-                helper_loader()(model)
+                helper(model)
             except Exception:  # noqa: BLE001 - the first image's own call reports it
                 pass
 
