@@ -13,8 +13,8 @@ agree on what a contested region is?
 
 (model outputs come from ``raw_cache``: after ``bench/quality.py --sets ...`` this takes a few
 minutes). The "shipped rule" here is the fast tier's (the best tier also clips U²-Netp's "no"
-at ``RELATIVE_NO_CLIP``, ``other_relative``). Measured (2026-11-30): they do not agree. Contested regions are foreground in 81–83%
-of cases on sod-dev (every salient object counts) and 35% on davis2016-video (one annotated
+at ``RELATIVE_NO_CLIP``, ``other_relative``). Measured (2026-11-30): they do not agree.
+Contested regions are foreground in 81–83% of cases on sod-dev (every salient object counts) and 35% on davis2016-video (one annotated
 object); a rule fitted on sod-dev's other photos decides 74% of sod-dev objects' contested area
 right (the shipped rule 55%) but 39% of DAVIS's (shipped 77%). See docs/quality.md.
 """
